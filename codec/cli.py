@@ -1,0 +1,105 @@
+"""The ``codec`` command: a thin shell over the library API (parse, check paths, report)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .api import info_file
+from .bitstream.chunks import FORMAT_VERSION
+from .bitstream.errors import CodecError
+from .media import decoder_for, encoder_for, media_of_input
+
+
+class CodecCommandError(click.ClickException):
+    """An error shown as ``error: <message>`` on stderr with exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _fail(error: Exception) -> CodecCommandError:
+    return CodecCommandError(str(error))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version",
+                      message=f"codec %(version)s (.lc format {FORMAT_VERSION})")
+def main() -> None:
+    """Learned compression of images, video and audio into `.lc` files.
+
+    \b
+    Examples:
+      codec info photo.lc            describe a file and verify its checksums
+      codec info --json photo.lc     the same as JSON
+    """
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def info(file: Path, as_json: bool) -> None:
+    """Describe FILE (media, model, geometry, size) after verifying every chunk."""
+    try:
+        summary = info_file(file)
+    except (CodecError, OSError) as error:
+        raise _fail(error)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{file}: {_headline(summary)}")
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        click.echo(f"  {key:<20} {value}")
+
+
+def _headline(summary: dict) -> str:
+    media = summary["media"]
+    if media == "image":
+        return f"image {summary['width']}x{summary['height']}, {summary['bits_per_pixel']} bpp"
+    if media == "video":
+        return (f"video {summary['width']}x{summary['height']} at {summary['frame_rate']} fps, "
+                f"{summary['frames']} frames")
+    return f"audio {summary['sample_rate']} Hz, {summary['channels']} channels, " \
+           f"{summary['samples']} samples"
+
+
+@main.command()
+@click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The `.lc` file to write.")
+@click.option("-q", "--quality", type=click.FloatRange(1, 8), default=4.0, show_default=True,
+              help="Rate: 1 is smallest, 8 is best.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def encode(input: Path, output: Path, quality: float, overwrite: bool) -> None:
+    """Compress INPUT (an image, video or audio file) into OUTPUT."""
+    try:
+        media = media_of_input(input)
+        encoder_for(media)(input, output, quality=quality, overwrite=overwrite)
+    except (CodecError, OSError, ValueError) as error:
+        raise _fail(error)
+
+
+@main.command()
+@click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The image, video or audio file to write.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def decode(input: Path, output: Path, overwrite: bool) -> None:
+    """Decompress the `.lc` file INPUT into OUTPUT."""
+    try:
+        media = info_file(input)["media"]
+        decoder_for(media)(input, output, overwrite=overwrite)
+    except CodecError as error:
+        raise _fail(error.with_source(str(input)) if error.source is None else error)
+    except (OSError, ValueError) as error:
+        raise _fail(error)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
