@@ -40,7 +40,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def info(file: Path, as_json: bool) -> None:
     """Describe FILE (media, model, geometry, size) after verifying every chunk."""

@@ -16,7 +16,7 @@ Public API
 - ``decode_none_model(data)``: decode a file that uses the model ``none`` (Section 8.1).
 
 Where SPEC.md leaves a choice open this decoder takes the choice noted in a comment
-marked ``SPEC GAP``.
+marked ``SPEC GAP`` (none at present: the revised SPEC.md settles every earlier one).
 """
 
 import struct
@@ -87,7 +87,7 @@ MEDIA_NAMES = {1: "image", 2: "video", 3: "audio"}
 
 NONE_MODEL = "none"
 NONE_DIGEST = bytes(8)
-NONE_MAX_VALUES = 2 ** 24
+NONE_MAX_VALUES = 2 ** 20
 
 
 # --------------------------------------------------------------------------------------
@@ -149,9 +149,10 @@ def _parse_colour(r):
     transfer = r.u8("transfer_characteristics")
     matrix = r.u8("matrix_coefficients")
     flags = r.u8("colour flags")
-    # SPEC GAP (Section 3): "flags whose bit 0 is the full-range flag (other bits 0)" does
-    # not say whether a decoder must reject other bits set; the value is not called
-    # "invalid", so this decoder accepts it and reports it unchanged.
+    # Section 3: bits other than bit 0 (full range) MUST be 0; a decoder rejects them.
+    if flags & ~1:
+        raise ReferenceDecodeError(
+            f"{r.where}: colour flags 0x{flags:02x} have bits other than bit 0 set")
     return (primaries, transfer, matrix, flags)
 
 
@@ -495,6 +496,8 @@ def _parse_fram(payload, where, expected_number):
     if frame_number != expected_number:
         raise ReferenceDecodeError(
             f"{where}: frame_number {frame_number}, expected {expected_number}")
+    if frame_number >= MAX_FRAME_COUNT:
+        raise ReferenceDecodeError(f"{where}: more than 2^31 - 1 frames (Section 2)")
     frame_type = r.u8("frame_type")
     if frame_type not in (0, 1):
         raise ReferenceDecodeError(f"{where}: invalid frame_type {frame_type}")
@@ -510,9 +513,10 @@ def _parse_fram(payload, where, expected_number):
         if ref >= frame_number:
             raise ReferenceDecodeError(
                 f"{where}: reference {ref} is not smaller than frame_number {frame_number}")
+        if ref in references:
+            raise ReferenceDecodeError(
+                f"{where}: reference {ref} is listed twice (references must be distinct)")
         references.append(ref)
-    # SPEC GAP (Section 4.1): repeated reference numbers are neither allowed nor
-    # forbidden; this decoder accepts them.
     coded = r.rest()
     _parse_directory(coded, f"{where}, coded payload")
     return {"kind": "frame", "frame_number": frame_number, "frame_type": frame_type,
@@ -570,8 +574,7 @@ def _parse_indx(payload, where, fram_chunks):
         if found[1] != 0:
             raise ReferenceDecodeError(
                 f"{where}: index entry for frame {frame_number} is not an intra frame")
-    # SPEC GAP (Section 4.3): the spec does not say whether the index must list every intra
-    # frame; this decoder accepts an index that lists a subset.
+    # Section 4.3: the entries may list all intra frames or a subset of them.
     return entries
 
 
@@ -653,8 +656,8 @@ def _parse(data):
         if number > 0 and ctype == b"HEAD":
             raise ReferenceDecodeError(f"{where}: a second HEAD chunk")
         if seen_indx and ctype != b"DONE":
-            # SPEC GAP (Sections 1.2 / 4.3): "INDX immediately before DONE" is read as
-            # forbidding any chunk, unknown ones included, between INDX and DONE.
+            # Section 1.2: INDX is immediately before DONE; unknown chunks may appear only
+            # before INDX.
             raise ReferenceDecodeError(f"{where}: INDX must be immediately followed by DONE")
 
         # ---- contents ----
@@ -683,18 +686,25 @@ def _parse(data):
                 raise ReferenceDecodeError(f"{where}: SEGM chunk in a {head['media']} file")
             unit = _parse_segm(payload, where, next_sample)
             next_sample = unit["first_sample"] + unit["sample_count"]
+            # Section 2: at most 2^48 samples in a file, also when sample_count is unknown.
+            if next_sample > MAX_SAMPLE_COUNT:
+                raise ReferenceDecodeError(
+                    f"{where}: the segments so far hold {next_sample} samples, "
+                    f"beyond the 2^48 limit")
             units.append(unit)
             unit_where.append(where)
         elif ctype == b"INDX":
             # A second INDX is caught above (it would not be immediately before DONE).
-            # SPEC GAP (Section 4.3): INDX is not forbidden in image or audio files; it
-            # is accepted there (in audio it can only be empty, having no FRAM to point at).
+            if head["media"] != "video":
+                raise ReferenceDecodeError(
+                    f"{where}: INDX chunk in a {head['media']} file (video only)")
             index = _parse_indx(payload, where, fram_chunks)
             seen_indx = True
         elif ctype == b"DONE":
-            # The DONE payload is "empty (extensible)": bytes in it are ignored.
-            # SPEC GAP (Sections 1.2 / 4.3): whether a 1.0 file may carry a non-empty
-            # DONE payload is not stated; it is accepted here.
+            # Sections 1.2 / 4.3: the DONE payload is empty (the chunk is always 12 bytes).
+            if length != 0:
+                raise ReferenceDecodeError(
+                    f"{where}: DONE payload is {length} bytes, it must be empty")
             if end != len(data):
                 raise ReferenceDecodeError(
                     f"{where}: {len(data) - end} bytes follow the DONE chunk")
@@ -754,6 +764,10 @@ def decode_none_model(data):
         n = struct.unpack("<I", side)[0]
         if n > NONE_MAX_VALUES:
             raise ReferenceDecodeError(f"{where}: group of {n} values exceeds 2^24")
+        if unit["kind"] == "segment" and n != unit["sample_count"]:
+            raise ReferenceDecodeError(
+                f"{where}: model 'none' group has {n} values, the segment's sample_count "
+                f"is {unit['sample_count']}")
         group = np.arange(n, dtype=np.int64) % n_tables
         try:
             values, _ = decode_coded_payload(unit["payload"], tables, [group])

@@ -22,6 +22,7 @@ Unit = Union[Frame, Segment]
 KNOWN_TYPES = frozenset({"HEAD", "TABL", "FRAM", "SEGM", "INDX", "DONE"})
 DONE_SIZE = CHUNK_OVERHEAD
 MAX_SAMPLES = 1 << 48
+MAX_FRAMES = (1 << 31) - 1
 
 
 class ContainerWriter:
@@ -212,6 +213,8 @@ class ContainerReader:
             raise FormatError("a FRAM chunk in an audio file")
         if frame.number != self.frames:
             raise FormatError(f"frame number {frame.number} where {self.frames} was expected")
+        if frame.number >= MAX_FRAMES:
+            raise LimitError("a file holds at most 2^31 - 1 frames")
         if media == Media.IMAGE and (frame.number > 0 or frame.type != FrameType.INTRA):
             raise FormatError("an image file holds exactly one intra frame")
         known = getattr(self.header.geometry, "frame_count", None)

@@ -19,11 +19,11 @@ from .rans import SymbolDecoder, encode_groups
 from .tables import TableSet
 from .units import Segment
 
-MAX_VALUES = 1 << 24
+MAX_VALUES = 1 << 20
 
 
 def table_numbers(count: int, table_count: int) -> np.ndarray:
-    return np.arange(count, dtype=np.int64) % table_count
+    return np.arange(count, dtype=np.int32) % np.int32(table_count)
 
 
 def encode_symbol_file(geometry: Geometry, tables: TableSet, units: Sequence[np.ndarray],
