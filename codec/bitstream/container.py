@@ -111,6 +111,13 @@ class ContainerWriter:
             self.close()
 
 
+def _place(error: CodecError, number: int, offset: int) -> CodecError:
+    if error.chunk is None:
+        error.chunk, error.offset = number, offset
+        error.args = (error._compose(),)
+    return error
+
+
 class ContainerReader:
     """Read a file from a binary stream: the header at once, then coded units one by one.
 
@@ -146,10 +153,11 @@ class ContainerReader:
         try:
             return parse(payload)
         except CodecError as error:
-            if error.chunk is None:
-                error.chunk, error.offset = chunk.number, chunk.offset
-                error.args = (error._compose(),)
-            raise
+            raise _place(error, chunk.number, chunk.offset)
+
+    def annotate(self, error: CodecError) -> CodecError:
+        """Attach the position of the chunk read last (the unit being decoded) to ``error``."""
+        return _place(error, self.last_number, self.last_offset)
 
     def __iter__(self) -> Iterator[Unit]:
         while not self.done:
@@ -289,9 +297,7 @@ def describe(stream: BinaryIO) -> dict:
         try:
             substreams.append(len(read_directory(unit.payload)[0]))
         except CodecError as error:
-            raise type(error)(f"{'frame' if isinstance(unit, Frame) else 'segment'}: "
-                              f"{error.reason}", offset=reader.last_offset,
-                              chunk=reader.last_number) from None
+            raise reader.annotate(error)
     size = reader._chunks.position
     summary = {"format": "lc", "version": "%d.%d" % reader.version, **header.describe(),
                "bytes": size, "payload_bytes": payload_bytes}

@@ -4,17 +4,19 @@ The coder is constriction's ``AnsCoder`` (64-bit state, 32-bit words, 24-bit pre
 with the exact integer tables of a :class:`TableSet`. Whole arrays cross into Rust: within a
 substream the symbols of one table go through one call, which is why SPEC.md orders a group's
 symbols by table. The numpy work of each substream (mapping values to symbols, ordering them by
-table, scattering decoded symbols back) runs on worker threads while the coder, which holds the
-GIL, works on another substream; the bytes and values never depend on the thread count.
+table, scattering decoded symbols back) runs on worker threads, in phases before and after the
+coder calls (constriction holds the GIL); bytes and values never depend on the thread count.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
+import constriction
 import numpy as np
 
 from .errors import LimitError, PayloadError
@@ -33,6 +35,7 @@ _THREADED_MIN_SYMBOLS = 1 << 15
 
 _threads = min(2, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def set_num_threads(count: int) -> None:
@@ -40,10 +43,11 @@ def set_num_threads(count: int) -> None:
     global _threads, _pool
     if count < 0:
         raise ValueError("thread count must be >= 0")
-    if _pool is not None:
-        _pool.shutdown()
-        _pool = None
-    _threads = count
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown()
+            _pool = None
+        _threads = count
 
 
 def get_num_threads() -> int:
@@ -59,15 +63,11 @@ def _map(threaded: bool, function: Callable, *iterables) -> list:
     global _pool
     if not threaded or _threads <= 1:
         return [function(*args) for args in zip(*iterables)]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="codec-rans")
-    return list(_pool.map(function, *iterables))
-
-
-def _constriction():
-    import constriction
-
-    return constriction
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads, thread_name_prefix="codec-rans")
+        pool = _pool
+    return list(pool.map(function, *iterables))
 
 
 def _bounds(n: int, substreams: int) -> np.ndarray:
@@ -150,12 +150,11 @@ class SymbolEncoder:
         """Encode every group and return the coded payload (directory, side info, substreams)."""
         if len(side) > MAX_SIDE:
             raise ValueError(f"side information is limited to {MAX_SIDE} bytes")
-        cs = _constriction()
         count = self.substreams or int(np.clip(self._expected_bits // BITS_PER_SUBSTREAM, 1,
                                                AUTO_MAX_SUBSTREAMS))
-        coders = [cs.stream.stack.AnsCoder() for _ in range(count)]
-        uniform = cs.stream.model.Uniform()
-        lengths_model = cs.stream.model.Uniform(LENGTH_ALPHABET)
+        coders = [constriction.stream.stack.AnsCoder() for _ in range(count)]
+        uniform = constriction.stream.model.Uniform()
+        lengths_model = constriction.stream.model.Uniform(LENGTH_ALPHABET)
         for values, table_numbers in reversed(self._groups):  # a stack: last decoded goes first
             n = len(values)
             threaded = n >= _THREADED_MIN_SYMBOLS
@@ -229,7 +228,6 @@ class SymbolDecoder:
     """Decode the groups of one coded payload, in the order they were added to the encoder."""
 
     def __init__(self, tables: TableSet, payload: bytes) -> None:
-        cs = _constriction()
         self.tables = tables
         lengths, self.side, position = read_directory(payload)
         view = memoryview(payload)
@@ -239,9 +237,9 @@ class SymbolDecoder:
             position += length
             if len(words) and words[-1] == 0:
                 raise PayloadError(f"substream {index} ends in a zero word")
-            self._coders.append(cs.stream.stack.AnsCoder(words))
-        self._uniform = cs.stream.model.Uniform()
-        self._lengths_model = cs.stream.model.Uniform(LENGTH_ALPHABET)
+            self._coders.append(constriction.stream.stack.AnsCoder(words))
+        self._uniform = constriction.stream.model.Uniform()
+        self._lengths_model = constriction.stream.model.Uniform(LENGTH_ALPHABET)
 
     @property
     def substreams(self) -> int:

@@ -11,6 +11,7 @@ import hashlib
 import struct
 from typing import Sequence
 
+import constriction
 import numpy as np
 
 from .errors import FormatError, LimitError
@@ -76,8 +77,6 @@ class TableSet:
         """
         model = self._models[index]
         if model is None:
-            import constriction
-
             model = constriction.stream.model.Categorical(
                 (self.table(index) - 1).astype(np.float64), perfect=False)
             self._models[index] = model

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .container import ContainerReader, ContainerWriter
-from .errors import FormatError, LimitError
+from .errors import CodecError, FormatError, LimitError
 from .header import NO_MODEL, NO_MODEL_DIGEST, AudioGeometry, Geometry, Header
 from .rans import SymbolDecoder, encode_groups
 from .tables import TableSet
@@ -55,7 +55,10 @@ def decode_symbol_file(data: bytes) -> tuple[Header, list[np.ndarray]]:
     for unit in reader:
         if reader.tables is None:
             raise FormatError("the none model needs an embedded TABL chunk before its units")
-        decoded = _decode_unit(reader.tables, unit.payload)
+        try:
+            decoded = _decode_unit(reader.tables, unit.payload)
+        except CodecError as error:
+            raise reader.annotate(error)
         if isinstance(unit, Segment) and len(decoded) != unit.sample_count:
             raise FormatError(f"segment declares {unit.sample_count} samples but codes "
                               f"{len(decoded)} values")
