@@ -75,12 +75,20 @@ def _bounds(n: int, substreams: int) -> np.ndarray:
     return np.arange(substreams + 1, dtype=np.int64) * n // substreams
 
 
-def _by_table(table_numbers: np.ndarray, table_count: int) -> tuple[np.ndarray, list[int]]:
-    """Stable order of one substream's part by table number, and the count of each table."""
-    if len(table_numbers) and (table_numbers.min() < 0 or table_numbers.max() >= table_count):
+def _by_table(table_numbers: np.ndarray, table_count: int,
+              check: bool = True) -> tuple[np.ndarray, list[int]]:
+    """Stable order of one substream's part by table number, and the count of each table.
+
+    Counts come from the sorted keys (a binary search per table): np.bincount would hold the
+    GIL and convert the keys to intp first.
+    """
+    if check and len(table_numbers) and (table_numbers.min() < 0 or
+                                         table_numbers.max() >= table_count):
         raise ValueError(f"table numbers must lie in 0..{table_count - 1}")
     key = table_numbers.astype(np.uint8 if table_count <= 256 else np.uint16)
-    return np.argsort(key, kind="stable"), np.bincount(key, minlength=table_count).tolist()
+    order = np.argsort(key, kind="stable")
+    edges = np.searchsorted(key.take(order), np.arange(table_count + 1))
+    return order, np.diff(edges).tolist()
 
 
 def _table_counts(table_numbers: np.ndarray, table_count: int) -> np.ndarray:
@@ -98,7 +106,7 @@ def _prepare_part(tables: TableSet, values: np.ndarray, table_numbers: np.ndarra
 
     Works in table order, where offsets and escape entries are runs of constants.
     """
-    order, counts = _by_table(table_numbers, len(tables))
+    order, counts = _by_table(table_numbers, len(tables), check=False)  # add_group checked
     ordered = values.take(order).astype(np.int64, copy=False)
     offsets = np.repeat(tables.offsets, counts)
     direct = np.repeat(tables.escape, counts)
