@@ -74,15 +74,22 @@ def _headline(summary: dict) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The `.lc` file to write.")
 @click.option("-q", "--quality", type=click.FloatRange(1, 8), default=4.0, show_default=True,
-              help="Rate: 1 is smallest, 8 is best.")
+              help="Rate: 1 is smallest (about 0.1 bpp), 8 is best (about 1.6 bpp); "
+                   "fractions allowed.")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
+              help="Aim at this many bits per pixel (within 5%) instead of a quality.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def encode(input: Path, output: Path, quality: float, overwrite: bool) -> None:
+def encode(input: Path, output: Path, quality: float, target_bpp: float | None,
+           overwrite: bool) -> None:
     """Compress INPUT (an image, video or audio file) into OUTPUT."""
     try:
         media = media_of_input(input)
-        encoder_for(media)(input, output, quality=quality, overwrite=overwrite)
+        summary = encoder_for(media)(input, output, quality=quality, target_bpp=target_bpp,
+                                     overwrite=overwrite)
     except (CodecError, OSError, ValueError) as error:
         raise _fail(error)
+    click.echo(f"{output}: {summary['bytes']} bytes, {summary['bits_per_pixel']:.4f} bpp at "
+               f"quality {summary['quality']:g}", err=True)
 
 
 @main.command()
@@ -99,6 +106,29 @@ def decode(input: Path, output: Path, overwrite: bool) -> None:
         raise _fail(error.with_source(str(input)) if error.source is None else error)
     except (OSError, ValueError) as error:
         raise _fail(error)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def models(as_json: bool) -> None:
+    """List the installed models, their rates and weight digests."""
+    from .models.registry import MODELS, DEFAULT_MODEL
+
+    rows = []
+    for info in MODELS.values():
+        rows.append({"model": info.model_id, "media": info.media, "sha256": info.sha256,
+                     "digest": info.digest.hex(), "default": DEFAULT_MODEL.get(info.media) ==
+                     info.model_id, "quality": [1, 8], "description": info.description,
+                     "installed": info.path.exists()})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no models installed")
+    for row in rows:
+        mark = " (default)" if row["default"] else ""
+        click.echo(f"{row['model']}{mark}  {row['media']}  quality 1-8  "
+                   f"sha256 {row['sha256'][:16]}...  {row['description']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

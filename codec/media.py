@@ -1,8 +1,10 @@
 """Which media pipeline handles a file: a small registry that the image, video and audio
-pipelines join as they arrive, so the CLI never hard-codes one."""
+pipelines join as they arrive, so the CLI never hard-codes one. Pipelines are imported only
+when used (they bring in torch)."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Callable
 
@@ -11,9 +13,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aiff"}
 
-# media kind -> function(input, output, *, quality, overwrite); filled by the media pipelines
-ENCODERS: dict[str, Callable] = {}
-DECODERS: dict[str, Callable] = {}
+# media kind -> module with encode_file(input, output, *, quality, target_bpp, overwrite)
+# and decode_file(input, output, *, overwrite)
+PIPELINES: dict[str, str] = {"image": "codec.image"}
 
 
 def media_of_input(path: Path) -> str:
@@ -27,13 +29,15 @@ def media_of_input(path: Path) -> str:
                      "(images: .png .jpg ...; video: .mp4 .mkv ...; audio: .wav .flac ...)")
 
 
+def _pipeline(media: str, verb: str):
+    if media not in PIPELINES:
+        raise ValueError(f"this version of codec cannot {verb} {media} yet")
+    return importlib.import_module(PIPELINES[media])
+
+
 def encoder_for(media: str) -> Callable:
-    if media not in ENCODERS:
-        raise ValueError(f"this version of codec cannot encode {media} yet")
-    return ENCODERS[media]
+    return _pipeline(media, "encode").encode_file
 
 
 def decoder_for(media: str) -> Callable:
-    if media not in DECODERS:
-        raise ValueError(f"this version of codec cannot decode {media} files yet")
-    return DECODERS[media]
+    return _pipeline(media, "decode").decode_file

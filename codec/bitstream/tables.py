@@ -116,17 +116,7 @@ class TableSet:
         leaves over goes to the most probable entry. Deterministic for given float inputs, but
         floats differ across machines: models build tables once and ship the integers.
         """
-        frequencies = []
-        for pmf in pmfs:
-            pmf = np.clip(np.asarray(pmf, dtype=np.float64), 0, None)
-            total = pmf.sum()
-            if not np.isfinite(total) or total <= 0:
-                raise ValueError("a pmf must have a positive, finite sum")
-            free = TOTAL - len(pmf)
-            freq = 1 + np.floor(pmf / total * free).astype(np.int64)
-            freq[int(np.argmax(pmf))] += TOTAL - int(freq.sum())
-            frequencies.append(freq)
-        return cls(frequencies, offsets)
+        return cls([quantise_pmf(pmf) for pmf in pmfs], offsets)
 
     def pack(self) -> bytes:
         """The ``TABL`` payload of SPEC.md Section 5.2."""
@@ -164,6 +154,19 @@ class TableSet:
     def digest(self) -> str:
         """SHA-256 of the packed tables, for model cards and caches."""
         return hashlib.sha256(self.pack()).hexdigest()
+
+
+def quantise_pmf(pmf: np.ndarray) -> np.ndarray:
+    """Integer frequencies >= 1 summing to 2^24: each entry gets 1 plus its share of the rest,
+    rounded down, and the remainder goes to the most probable entry."""
+    pmf = np.clip(np.asarray(pmf, dtype=np.float64), 0, None)
+    total = pmf.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError("a pmf must have a positive, finite sum")
+    free = TOTAL - len(pmf)
+    freq = 1 + np.floor(pmf / total * free).astype(np.int64)
+    freq[int(np.argmax(pmf))] += TOTAL - int(freq.sum())
+    return freq
 
 
 def _bit_length(values: np.ndarray) -> np.ndarray:

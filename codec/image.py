@@ -1,0 +1,172 @@
+"""The image pipeline: pixels -> learned model -> entropy coder -> `.lc` container, and back."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .bitstream import (ContainerReader, ContainerWriter, FormatError, Header, ImageGeometry,
+                        Media, SymbolDecoder, SymbolEncoder)
+from .models import registry
+from .models.image_model import QUALITY_MAX, QUALITY_MIN, STRIDE
+
+ImageInput = Union[np.ndarray, Image.Image]
+
+
+def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
+    """H×W×3 uint8 from a numpy array or PIL image; grayscale and palette are converted.
+
+    Alpha is refused rather than dropped silently: the codec stores colour only.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            raise ValueError(f"{name} has an alpha channel (mode {image.mode}); codec stores "
+                             "RGB only: flatten it onto a background first")
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8, got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"{name} must be H×W×3 (or H×W), got shape {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return np.ascontiguousarray(array)
+
+
+def _padded_tensor(pixels: np.ndarray) -> torch.Tensor:
+    height, width = pixels.shape[:2]
+    x = torch.tensor(pixels).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    pad_h, pad_w = -height % STRIDE, -width % STRIDE
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = None) -> bytes:
+    """Compress an image (H×W×3 uint8 array or PIL image) to `.lc` bytes.
+
+    ``quality`` runs continuously from 1 (about 0.1 bpp on Kodak) to 8 (about 1.6 bpp).
+    """
+    if not QUALITY_MIN <= quality <= QUALITY_MAX:
+        raise ValueError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, "
+                         f"got {quality}")
+    pixels = to_rgb(image)
+    info = registry.resolve(model) if model else registry.default_model("image")
+    network, tables = registry.load(info)
+    quality = round(quality * 1000) / 1000  # the header's precision, so both sides agree
+    y, z = network.analyse(_padded_tensor(pixels), quality)
+    encoder = SymbolEncoder(tables)
+    network.code_latents(y, z, coder=encoder)
+    header = Header(ImageGeometry(pixels.shape[1], pixels.shape[0]), info.model_id, info.digest,
+                    quality)
+    out = io.BytesIO()
+    with ContainerWriter(out, header) as writer:
+        writer.write_frame(encoder.finish())
+    return out.getvalue()
+
+
+def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """Decode `.lc` bytes of an image to an H×W×3 uint8 array."""
+    reader = ContainerReader(io.BytesIO(bytes(data)))
+    header = reader.header
+    if header.media != Media.IMAGE:
+        raise FormatError(f"this is a {header.media.name.lower()} file, not an image")
+    info = registry.resolve(header.model, header.weights_digest)
+    network, tables = registry.load(info)
+    frame = reader.read_all()[0]
+    y_grid = decode_latents(network, tables, frame.payload, header.geometry, reader)
+    x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
+    geometry = header.geometry
+    x_hat = x_hat[0, :, :geometry.height, :geometry.width]
+    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,
+                   reader: ContainerReader | None = None) -> torch.Tensor:
+    """The decoded latent grid of one frame (exact integers), before synthesis."""
+    from .bitstream import CodecError
+
+    try:
+        decoder = SymbolDecoder(tables, payload)
+        z_shape = (1, network.config["hyper"], -(-geometry.height // STRIDE),
+                   -(-geometry.width // STRIDE))
+        y_grid = network.code_latents(None, torch.zeros(z_shape, dtype=torch.int64),
+                                      decoder=decoder)
+        decoder.finish()
+    except CodecError as error:
+        raise reader.annotate(error) if reader is not None else error
+    return y_grid
+
+
+def read_image(path: Union[str, Path]) -> np.ndarray:
+    """Any image Pillow reads, as H×W×3 uint8; errors name the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return to_rgb(image, str(path))
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{path}: cannot read image ({error})") from None
+
+
+def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: float = 4.0,
+                target_bpp: float | None = None, overwrite: bool = False) -> dict:
+    """Encode an image file to a `.lc` file (atomically); returns a summary for the CLI."""
+    from .fileio import atomic_output
+
+    pixels = read_image(source)
+    if target_bpp is not None:
+        data, quality = encode_to_bpp(pixels, target_bpp)
+    else:
+        data = encode_image(pixels, quality)
+    with atomic_output(output, overwrite) as stream:
+        stream.write(data)
+    height, width = pixels.shape[:2]
+    return {"bytes": len(data), "bits_per_pixel": 8 * len(data) / (width * height),
+            "quality": quality}
+
+
+def decode_file(source: Union[str, Path], output: Union[str, Path], *,
+                overwrite: bool = False) -> dict:
+    """Decode a `.lc` image to any format Pillow writes, chosen by the output's extension."""
+    from .bitstream import CodecError
+    from .fileio import atomic_output
+
+    file_format = Image.registered_extensions().get(Path(output).suffix.lower())
+    if file_format is None:
+        raise ValueError(f"{output}: unknown image extension (use .png, .bmp, .tif, ...)")
+    data = Path(source).read_bytes()
+    try:
+        pixels = decode_image(data)
+    except CodecError as error:
+        raise error.with_source(str(source))
+    with atomic_output(output, overwrite) as stream:
+        Image.fromarray(pixels).save(stream, format=file_format)
+    return {"width": pixels.shape[1], "height": pixels.shape[0]}
+
+
+def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05,
+                  model: str | None = None) -> tuple[bytes, float]:
+    """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
+    rate grows with quality). Returns the closest file found and its quality."""
+    if target_bpp <= 0:
+        raise ValueError(f"target bpp must be positive, got {target_bpp}")
+    pixel_count = pixels.shape[0] * pixels.shape[1]
+    low, high = QUALITY_MIN, QUALITY_MAX
+    best: tuple[float, bytes, float] | None = None
+    for _ in range(12):
+        quality = round((low + high) / 2, 3)
+        data = encode_image(pixels, quality, model)
+        bpp = 8 * len(data) / pixel_count
+        error = abs(bpp - target_bpp) / target_bpp
+        if best is None or error < best[0]:
+            best = (error, data, quality)
+        if error <= tolerance:
+            break
+        low, high = (quality, high) if bpp < target_bpp else (low, quality)
+    return best[1], best[2]

@@ -1,0 +1,301 @@
+"""The learned image model: transforms, hyperprior and a multi-reference entropy model.
+
+Analysis/synthesis transforms with GDN (Ballé et al. 2018, as in CompressAI's
+``ScaleHyperprior``), gain vectors for one model over all rates (Cui et al., "Asymmetric
+Gained Deep Image Compression With Continuous Rate Adaptation", CVPR 2021), and an entropy model
+over uneven channel slices, each coded in two checkerboard passes (He et al., "ELIC", CVPR 2022;
+"Checkerboard Context Model", CVPR 2021): the parameters of a slice come from the hyperprior,
+the slices decoded before it and, for the second pass, the anchor half of the same slice.
+
+Everything that predicts entropy parameters is a :class:`~codec.models.quant.QuantConv2d` and
+runs in exact integer arithmetic at coding time; only the synthesis transform is float. The
+model talks to an entropy coder through two duck-typed methods, ``add_group(values, tables)``
+and ``decode_group(tables) -> values``, and knows nothing of files.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from compressai.layers import GDN
+from torch import Tensor, nn
+
+from .entropy import SCALE_LEVELS, gaussian_likelihood, gaussian_pmfs, scale_from_code
+from .quant import ACTIVATION_MAX, QuantConv2d, integer_conv, ste_round
+
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.18)
+QUALITY_MIN, QUALITY_MAX = 1.0, float(len(LAMBDAS))
+Y_BITS = 4            # decoded latents and means live on a 1/16 grid in the integer path
+HIDDEN_BITS = 8       # fraction bits of hidden activations
+INPUT_LIMIT = 32767   # integer-path inputs are clamped to ±this many grid steps
+Z_HALF_WIDTH = 64     # factorized-prior tables cover -64..64 around each channel's centre
+STRIDE = 64           # images are padded to a multiple of this
+
+
+class GroupEncoder(Protocol):
+    def add_group(self, values: np.ndarray, tables: np.ndarray) -> None: ...
+
+
+class GroupDecoder(Protocol):
+    def decode_group(self, tables: np.ndarray) -> np.ndarray: ...
+
+
+def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2,
+                              output_padding=stride - 1)
+
+
+def anchor_mask(height: int, width: int, device=None) -> Tensor:
+    """Checkerboard: True where (row + column) is even; these positions are decoded first."""
+    rows = torch.arange(height, device=device).view(-1, 1)
+    cols = torch.arange(width, device=device).view(1, -1)
+    return (rows + cols) % 2 == 0
+
+
+class ImageModel(nn.Module):
+    def __init__(self, channels: int = 128, latent: int = 192, hyper: int = 128,
+                 hyper_features: int = 192, slices: Sequence[int] = (16, 16, 32, 64, 64),
+                 context: int = 64, hidden: int = 96) -> None:
+        super().__init__()
+        if sum(slices) != latent:
+            raise ValueError(f"slices {tuple(slices)} must add up to latent={latent}")
+        self.config = dict(channels=channels, latent=latent, hyper=hyper,
+                           hyper_features=hyper_features, slices=tuple(slices), context=context,
+                           hidden=hidden)
+        n, m = channels, latent
+        self.g_a = nn.Sequential(_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n),
+                                 _conv(n, m))
+        self.g_s = nn.Sequential(_deconv(m, n), GDN(n, inverse=True), _deconv(n, n),
+                                 GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
+                                 _deconv(n, 3))
+        self.h_a = nn.Sequential(_conv(m, hyper, 3, 1), nn.ReLU(), _conv(hyper, hyper),
+                                 nn.ReLU(), _conv(hyper, hyper))
+        self.h_s = nn.ModuleList([
+            QuantConv2d(hyper, hyper, 3, 0, HIDDEN_BITS, upscale=2),
+            QuantConv2d(hyper, hyper, 3, HIDDEN_BITS, HIDDEN_BITS, upscale=2),
+            QuantConv2d(hyper, hyper_features, 3, HIDDEN_BITS, HIDDEN_BITS)])
+        self.entropy_bottleneck = EntropyBottleneck(hyper)
+        self.slices = tuple(slices)
+        self.starts = tuple(int(s) for s in np.cumsum((0,) + tuple(slices))[:-1])
+        self.channel_context = nn.ModuleList([
+            QuantConv2d(start, context, 3, Y_BITS, HIDDEN_BITS) for start in self.starts[1:]])
+        self.spatial_context = nn.ModuleList([
+            QuantConv2d(size, context, 5, Y_BITS, HIDDEN_BITS) for size in slices])
+        self.parameters_net = nn.ModuleList()
+        for index, size in enumerate(slices):
+            inputs = hyper_features + context + (context if index else 0)
+            self.parameters_net.append(nn.ModuleList([
+                QuantConv2d(inputs, hidden, 1, HIDDEN_BITS, HIDDEN_BITS),
+                QuantConv2d(hidden, hidden, 1, HIDDEN_BITS, HIDDEN_BITS),
+                QuantConv2d(hidden, 2 * size, 1, HIDDEN_BITS, Y_BITS, relu=False,
+                            out_limit=INPUT_LIMIT)]))
+        levels = len(LAMBDAS)
+        self.gain = nn.Parameter(torch.ones(levels, m))
+        self.inverse_gain = nn.Parameter(torch.ones(levels, m))
+
+    # ----------------------------------------------------------------- rate control
+    @staticmethod
+    def lmbda(quality: Tensor) -> Tensor:
+        """λ for a continuous quality in [1, 8], log-linear between the ladder's points."""
+        position = quality.clamp(QUALITY_MIN, QUALITY_MAX) - 1
+        low = position.floor().clamp(max=len(LAMBDAS) - 2).long()
+        fraction = position - low
+        table = torch.log(torch.tensor(LAMBDAS, device=quality.device))
+        return torch.exp(table[low] * (1 - fraction) + table[low + 1] * fraction)
+
+    @staticmethod
+    def _interpolate(table: Tensor, quality: Tensor) -> Tensor:
+        """Per-channel gains for each quality (B,) -> (B, C, 1, 1), exponential interpolation."""
+        position = quality.clamp(QUALITY_MIN, QUALITY_MAX) - 1
+        low = position.floor().clamp(max=table.shape[0] - 2).long()
+        fraction = (position - low).view(-1, 1)
+        magnitude = table.abs().clamp_min(1e-5)
+        gains = magnitude[low] ** (1 - fraction) * magnitude[low + 1] ** fraction
+        return gains[:, :, None, None]
+
+    def set_quantised(self, enabled: bool) -> None:
+        """Switch fake quantisation of the entropy-parameter path on (QAT) or off."""
+        for module in self.modules():
+            if isinstance(module, QuantConv2d):
+                module.quantised = enabled
+
+    # ----------------------------------------------------------------- training forward
+    def forward(self, x: Tensor, quality: Tensor) -> dict:
+        """Training pass: reconstruction and likelihoods of y and z (additive noise for rate)."""
+        y = self.g_a(x) * self._interpolate(self.gain, quality)
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        features = self._hyper_synthesis(ste_round(z))
+        mask = anchor_mask(y.shape[2], y.shape[3], y.device)
+        decoded, likelihoods = [], []
+        for index, (start, size) in enumerate(zip(self.starts, self.slices)):
+            y_slice = y[:, start:start + size]
+            base = self._base_inputs(index, features, decoded)
+            mean_a, code_a = self._slice_parameters(index, base, torch.zeros_like(base[:, :1]).expand(
+                -1, self.config["context"], -1, -1))
+            anchors = (ste_round(y_slice - mean_a) + mean_a) * mask
+            spatial = self.spatial_context[index](anchors)
+            mean_n, code_n = self._slice_parameters(index, base, spatial)
+            mean = torch.where(mask, mean_a, mean_n)
+            code = torch.where(mask, code_a, code_n)
+            decoded.append(ste_round(y_slice - mean) + mean)
+            residual = y_slice - mean
+            if self.training:
+                residual = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+            likelihoods.append(gaussian_likelihood(residual, scale_from_code(ste_round(code))))
+        y_hat = torch.cat(decoded, dim=1)
+        x_hat = self.g_s(y_hat * self._interpolate(self.inverse_gain, quality))
+        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, 1),
+                                                "z": z_likelihoods}}
+
+    def _hyper_synthesis(self, z_hat: Tensor) -> Tensor:
+        features = z_hat
+        for layer in self.h_s:
+            features = layer(features)
+        return features
+
+    def _base_inputs(self, index: int, features: Tensor, decoded: list[Tensor]) -> Tensor:
+        if index == 0:
+            return features
+        return torch.cat([features, self.channel_context[index - 1](torch.cat(decoded, 1))], 1)
+
+    def _slice_parameters(self, index: int, base: Tensor, spatial: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = torch.cat([base, spatial], 1)
+        for layer in self.parameters_net[index]:
+            hidden = layer(hidden)
+        mean, code = hidden.chunk(2, dim=1)
+        return mean, code
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()
+
+    # ----------------------------------------------------------------- integer coding
+    def table_arrays(self) -> tuple[list[np.ndarray], list[int]]:
+        """The Gaussian pmfs (tables 0..63) then one factorized-prior pmf per z channel."""
+        pmfs, offsets = gaussian_pmfs()
+        z_pmfs, z_offsets = self._z_pmfs()
+        return pmfs + z_pmfs, offsets + z_offsets
+
+    @torch.no_grad()
+    def _z_pmfs(self) -> tuple[list[np.ndarray], list[int]]:
+        bottleneck = self.entropy_bottleneck
+        centres = torch.round(bottleneck._get_medians().detach().view(-1))
+        grid = torch.arange(-Z_HALF_WIDTH, Z_HALF_WIDTH + 1, dtype=torch.float32)
+        points = (centres.view(-1, 1) + grid.view(1, -1)).unsqueeze(1)  # (C, 1, K)
+        likelihood, _, _ = bottleneck._likelihood(points)
+        pmfs = likelihood.squeeze(1).double().cpu().numpy()
+        tails = np.clip(1.0 - pmfs.sum(axis=1), 1e-12, None)
+        return ([np.append(p, t) for p, t in zip(pmfs, tails)],
+                [int(c) - Z_HALF_WIDTH for c in centres.tolist()])
+
+    def integer_state(self) -> dict[str, Tensor]:
+        """Integer parameters of every QuantConv2d, keyed by module name (shipped as is)."""
+        state = {}
+        for name, module in self.named_modules():
+            if isinstance(module, QuantConv2d):
+                for key, value in module.integer_parameters().items():
+                    state[f"{name}.{key}"] = value
+        return state
+
+    def load_integer_state(self, state: dict[str, Tensor]) -> None:
+        self._integer = {}
+        for name, module in self.named_modules():
+            if isinstance(module, QuantConv2d):
+                self._integer[name] = {key: state[f"{name}.{key}"]
+                                       for key in ("weight", "multiplier", "bias")}
+        self._modules_by_name = dict(self.named_modules())
+
+    def _int(self, name: str, x: Tensor) -> Tensor:
+        return integer_conv(x, self._integer[name], self._modules_by_name[name])
+
+    def _int_features(self, z_int: Tensor) -> Tensor:
+        features = z_int.clamp(-INPUT_LIMIT, INPUT_LIMIT)
+        for index in range(len(self.h_s)):
+            features = self._int(f"h_s.{index}", features)
+        return features
+
+    def _int_parameters(self, index: int, base: Tensor, spatial: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = torch.cat([base, spatial], 1)
+        for layer in range(3):
+            hidden = self._int(f"parameters_net.{index}.{layer}", hidden)
+        mean, code = hidden.chunk(2, dim=1)
+        # scale codes are in 1/16 table steps: round to the nearest table index
+        table = torch.clamp((code + (1 << (Y_BITS - 1))) >> Y_BITS, 0, SCALE_LEVELS - 1)
+        return mean, table
+
+    def _int_base(self, index: int, features: Tensor, decoded: list[Tensor]) -> Tensor:
+        if index == 0:
+            return features
+        prefix = torch.cat(decoded, 1).clamp(-INPUT_LIMIT, INPUT_LIMIT)
+        return torch.cat([features, self._int(f"channel_context.{index - 1}", prefix)], 1)
+
+    def _z_tables(self, shape: tuple[int, ...]) -> np.ndarray:
+        channels = shape[1]
+        numbers = np.arange(SCALE_LEVELS, SCALE_LEVELS + channels).reshape(1, -1, 1, 1)
+        return np.broadcast_to(numbers, shape).ravel()
+
+    @torch.no_grad()
+    def analyse(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
+        """Float analysis: the gained latent y and integer hyper-latent z for images x."""
+        q = torch.full((x.shape[0],), float(quality), device=x.device)
+        y = self.g_a(x) * self._interpolate(self.gain, q)
+        z = torch.round(self.h_a(y)).to(torch.int64)
+        return y, z
+
+    @torch.no_grad()
+    def code_latents(self, y: Tensor, z_int: Tensor, coder: GroupEncoder | None = None,
+                     decoder: GroupDecoder | None = None) -> Tensor:
+        """Run the integer entropy path over one image, encoding (``coder``, with ``y``) or
+        decoding (``decoder``); returns the decoded latent on the 1/16 grid (int64, B=1).
+
+        The same code serves both directions so that they cannot drift apart.
+        """
+        if decoder is not None:
+            z_int = torch.as_tensor(decoder.decode_group(self._z_tables(tuple(z_int.shape))),
+                                    dtype=torch.int64).view(z_int.shape)
+        else:
+            coder.add_group(z_int.cpu().numpy().ravel(), self._z_tables(tuple(z_int.shape)))
+        features = self._int_features(z_int)
+        height, width = features.shape[2:]
+        mask = anchor_mask(height, width, features.device)
+        decoded: list[Tensor] = []
+        for index, (start, size) in enumerate(zip(self.starts, self.slices)):
+            base = self._int_base(index, features, decoded)
+            current = torch.zeros(1, size, height, width, dtype=torch.int64,
+                                  device=features.device)
+            spatial = torch.zeros(1, self.config["context"], height, width, dtype=torch.int64,
+                                  device=features.device)
+            for anchor_pass in (True, False):
+                if not anchor_pass:
+                    spatial = self._int(f"spatial_context.{index}",
+                                        (current * mask).clamp(-INPUT_LIMIT, INPUT_LIMIT))
+                mean, table = self._int_parameters(index, base, spatial)
+                where = mask if anchor_pass else ~mask
+                tables = table[0][:, where].cpu().numpy().ravel()
+                if decoder is not None:
+                    symbols = torch.as_tensor(decoder.decode_group(tables), dtype=torch.int64,
+                                              device=features.device)
+                else:
+                    residual = y[0, start:start + size][:, where] - mean[0][:, where] / 16.0
+                    symbols = torch.round(residual).to(torch.int64).clamp(-(1 << 30), 1 << 30)
+                    coder.add_group(symbols.reshape(-1).cpu().numpy(), tables)
+                values = symbols.view(size, -1) * (1 << Y_BITS) + mean[0][:, where]
+                current[0][:, where] = values
+            decoded.append(current)
+        return torch.cat(decoded, 1)
+
+    @torch.no_grad()
+    def synthesise(self, y_grid: Tensor, quality: float, dtype=torch.float32) -> Tensor:
+        """Float synthesis from the decoded latent grid; returns images in [0, 1]."""
+        q = torch.full((y_grid.shape[0],), float(quality), device=y_grid.device)
+        y_hat = y_grid.to(dtype) / (1 << Y_BITS)
+        gains = self._interpolate(self.inverse_gain, q).to(dtype)
+        return self.g_s.to(dtype)(y_hat * gains).clamp(0, 1)

@@ -1,0 +1,89 @@
+"""The frozen table of models: stable identifiers, never positions (a file names its model).
+
+Each entry records the weights file shipped in ``codec/models/weights/`` and its SHA-256; the
+file is checked against it before use, and the first 8 bytes of the digest go into every file
+the model writes, so a decoder with other weights refuses instead of decoding garbage.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bitstream.errors import ModelMismatchError
+from ..bitstream.tables import TableSet
+from .tables import unpack_tables
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str
+    media: str
+    filename: str
+    sha256: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.filename
+
+    @property
+    def digest(self) -> bytes:
+        """The 8 bytes a file's header carries."""
+        return bytes.fromhex(self.sha256)[:8]
+
+
+MODELS: dict[str, ModelInfo] = {}
+DEFAULT_MODEL = {"image": None}
+_loaded: dict[str, tuple] = {}
+_lock = threading.Lock()
+
+
+def register(info: ModelInfo, default: bool = False) -> None:
+    """Add a model (shipped entries below; tests and tools may add their own)."""
+    MODELS[info.model_id] = info
+    if default or DEFAULT_MODEL.get(info.media) is None:
+        DEFAULT_MODEL[info.media] = info.model_id
+
+
+def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
+    """The registry entry for ``model_id``; with ``digest``, check it matches the file's header."""
+    info = MODELS.get(model_id)
+    if info is None:
+        known = ", ".join(sorted(MODELS)) or "none"
+        raise ModelMismatchError(f"the file needs model {model_id!r}, which this installation "
+                                 f"does not have (installed: {known})")
+    if digest is not None and digest != info.digest:
+        raise ModelMismatchError(f"the file was written with other weights for model "
+                                 f"{model_id!r} (digest {digest.hex()}, installed "
+                                 f"{info.digest.hex()})")
+    return info
+
+
+def default_model(media: str) -> ModelInfo:
+    model_id = DEFAULT_MODEL.get(media)
+    if model_id is None:
+        raise ModelMismatchError(f"no {media} model is installed")
+    return MODELS[model_id]
+
+
+def load(info: ModelInfo):
+    """(model, TableSet) for an entry, loaded once per process and verified against its digest."""
+    with _lock:
+        if info.model_id not in _loaded:
+            from .weights import file_digest, load_model
+
+            if not info.path.exists():
+                raise ModelMismatchError(f"weights of model {info.model_id!r} are missing: "
+                                         f"{info.path}")
+            actual = file_digest(info.path)
+            if actual != info.sha256:
+                raise ModelMismatchError(f"weights file {info.path} has SHA-256 {actual}, the "
+                                         f"registry expects {info.sha256}")
+            model, arrays = load_model(info.path)
+            frequencies, offsets = unpack_tables(arrays)
+            _loaded[info.model_id] = (model, TableSet(frequencies, offsets))
+        return _loaded[info.model_id]

@@ -1,0 +1,167 @@
+"""The image pipeline with a small random-weight model: round trips, determinism of the decoded
+latent (threads, batch, synthesis precision), refusals, the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import codec
+from codec.bitstream import CodecError, ModelMismatchError, SymbolDecoder
+from codec.cli import main
+from codec.image import decode_image, decode_latents, encode_image, encode_to_bpp, to_rgb
+from codec.models import registry
+from codec.models.image_model import ImageModel
+from codec.models.weights import save_model
+
+from .conftest import ROOT
+
+SAMPLE = ROOT / "testdata" / "sample.png"
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A tiny ImageModel with random weights and quality-dependent gains, registered as default."""
+    torch.manual_seed(0)
+    model = ImageModel(channels=24, latent=32, hyper=16, hyper_features=24, slices=(8, 8, 16),
+                       context=8, hidden=16)
+    with torch.no_grad():
+        levels = torch.arange(model.gain.shape[0], dtype=torch.float32).view(-1, 1)
+        model.gain.copy_(2.0 ** (levels / 2) * torch.ones_like(model.gain))
+        model.inverse_gain.copy_(1 / model.gain)
+    folder = tmp_path_factory.mktemp("weights")
+    digest = save_model(model, folder / "small.safetensors", {"note": "random test weights"})
+    saved = (registry.WEIGHTS_DIR, dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
+    registry.WEIGHTS_DIR = folder
+    info = registry.ModelInfo("image-test", "image", "small.safetensors", digest, "test")
+    registry.MODELS.clear()
+    registry.register(info, default=True)
+    yield info
+    registry.WEIGHTS_DIR = saved[0]
+    registry.MODELS.clear()
+    registry.MODELS.update(saved[1])
+    registry.DEFAULT_MODEL.update(saved[2])
+    registry._loaded.pop("image-test", None)
+
+
+def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = rng.random((height // 8 + 2, width // 8 + 2, 3))
+    image = Image.fromarray((smooth * 255).astype(np.uint8)).resize((width, height))
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (70, 90), (1, 1), (130, 65)])
+def test_round_trip_any_size(small_model, size):
+    image = random_image(max(size[0], 8), max(size[1], 8))[:size[0], :size[1]]
+    data = encode_image(image, 4.0)
+    decoded = decode_image(data)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    summary = codec.info(data)
+    assert (summary["media"], summary["width"], summary["height"]) == ("image", size[1], size[0])
+    assert summary["model"] == "image-test" and summary["quality"] == 4.0
+
+
+def test_decoded_latent_is_identical_across_threads_and_synthesis_precision(small_model):
+    data = encode_image(random_image(96, 128), 5.0)
+    network, tables = registry.load(small_model)
+    reader = codec.bitstream.ContainerReader(__import__("io").BytesIO(data))
+    payload, geometry = reader.read_all()[0].payload, reader.header.geometry
+    before = torch.get_num_threads()
+    latents = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            latents.append(decode_latents(network, tables, payload, geometry))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(latents[0], latents[1])
+    # synthesis precision acts after the latent: both decodes start from the same integers
+    single = decode_image(data, torch.float32)
+    double = decode_image(data, torch.float64)
+    assert np.abs(single.astype(int) - double.astype(int)).max() <= 1
+
+
+def test_integer_entropy_path_is_identical_for_batch_1_and_4(small_model):
+    network, _ = registry.load(small_model)
+    torch.manual_seed(1)
+    z = torch.randint(-6, 7, (4, network.config["hyper"], 3, 5))
+    batch = network._int_features(z)
+    single = torch.cat([network._int_features(z[i:i + 1]) for i in range(4)])
+    assert torch.equal(batch, single)
+    base = batch
+    spatial = torch.randint(0, 300, (4, network.config["context"], 12, 20))
+    mean, table = network._int_parameters(0, base, spatial)
+    for i in range(4):
+        mean_i, table_i = network._int_parameters(0, base[i:i + 1], spatial[i:i + 1])
+        assert torch.equal(mean[i:i + 1], mean_i) and torch.equal(table[i:i + 1], table_i)
+
+
+def test_higher_quality_costs_more_and_target_bpp_is_reached(small_model):
+    image = random_image(128, 128, seed=3)
+    sizes = [len(encode_image(image, q)) for q in (1.0, 4.0, 8.0)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    target = 8 * sizes[1] / (128 * 128) * 1.1
+    data, quality = encode_to_bpp(image, target)
+    assert abs(8 * len(data) / (128 * 128) - target) / target <= 0.05, quality
+
+
+def test_corrupted_files_raise_codec_error_only(small_model):
+    data = encode_image(random_image(64, 96), 3.0)
+    rng = np.random.default_rng(0)
+    for position in rng.choice(len(data), size=60, replace=False):
+        broken = bytearray(data)
+        broken[position] ^= 0x5A
+        with pytest.raises(CodecError):
+            decode_image(bytes(broken))
+    for length in range(0, len(data), max(1, len(data) // 40)):
+        with pytest.raises(CodecError):
+            decode_image(data[:length])
+
+
+def test_other_weights_are_refused_naming_the_model(small_model):
+    data = bytearray(encode_image(random_image(64, 64), 3.0))
+    position = data.index(b"image-test") + len(b"image-test")
+    data[position] ^= 1  # the weights digest follows the model identifier
+    from codec.bitstream.chunks import frame_chunk
+    import struct
+    (length,) = struct.unpack_from("<I", data, 10)
+    head = frame_chunk(b"HEAD", bytes(data[14:14 + length]))
+    patched = bytes(data[:6]) + head + bytes(data[6 + len(head):])
+    with pytest.raises(ModelMismatchError, match="image-test"):
+        decode_image(patched)
+
+
+def test_input_conversion_and_refusals():
+    gray = Image.new("L", (5, 4), 100)
+    assert to_rgb(gray).shape == (4, 5, 3)
+    palette = Image.new("P", (5, 4))
+    assert to_rgb(palette).shape == (4, 5, 3)
+    with pytest.raises(ValueError, match="alpha"):
+        to_rgb(Image.new("RGBA", (5, 4)))
+    with pytest.raises(ValueError, match="uint8"):
+        to_rgb(np.zeros((4, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="quality"):
+        encode_image(np.zeros((8, 8, 3), np.uint8), 9.0)
+
+
+def test_cli_encode_decode_refuses_overwrite(small_model, tmp_path):
+    runner = CliRunner()
+    coded, restored = tmp_path / "s.lc", tmp_path / "s.png"
+    result = runner.invoke(main, ["encode", str(SAMPLE), "-o", str(coded), "-q", "2.5"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["encode", str(SAMPLE), "-o", str(coded)])
+    assert result.exit_code == 1 and "-y" in result.output
+    result = runner.invoke(main, ["decode", str(coded), "-o", str(restored)])
+    assert result.exit_code == 0, result.output
+    assert Image.open(restored).size == Image.open(SAMPLE).size
+    broken = tmp_path / "broken.lc"
+    broken.write_bytes(coded.read_bytes()[:-5])
+    result = runner.invoke(main, ["decode", str(broken), "-o", str(tmp_path / "b.png")])
+    assert result.exit_code == 1 and "broken.lc" in result.output
+    assert not (tmp_path / "b.png").exists()
+    listing = runner.invoke(main, ["models"])
+    assert "image-test" in listing.output
