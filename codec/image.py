@@ -53,22 +53,37 @@ def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = No
 
     ``quality`` runs continuously from 1 (about 0.1 bpp on Kodak) to 8 (about 1.6 bpp).
     """
-    if not QUALITY_MIN <= quality <= QUALITY_MAX:
-        raise ValueError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, "
-                         f"got {quality}")
-    pixels = to_rgb(image)
-    info = registry.resolve(model) if model else registry.default_model("image")
-    network, tables = registry.load(info)
-    quality = round(quality * 1000) / 1000  # the header's precision, so both sides agree
-    y, z = network.analyse(_padded_tensor(pixels), quality)
-    encoder = SymbolEncoder(tables)
-    network.code_latents(y, z, coder=encoder)
-    header = Header(ImageGeometry(pixels.shape[1], pixels.shape[0]), info.model_id, info.digest,
-                    quality)
-    out = io.BytesIO()
-    with ContainerWriter(out, header) as writer:
-        writer.write_frame(encoder.finish())
-    return out.getvalue()
+    return _Encoder(to_rgb(image), model).encode(quality)
+
+
+class _Encoder:
+    """One image ready for coding at any quality; the analysis transform runs once."""
+
+    def __init__(self, pixels: np.ndarray, model: str | None) -> None:
+        self.pixels = pixels
+        self.info = registry.resolve(model) if model else registry.default_model("image")
+        self.network, self.tables = registry.load(self.info)
+        self.x = _padded_tensor(pixels)
+        self._features: torch.Tensor | None = None
+
+    def encode(self, quality: float) -> bytes:
+        if not QUALITY_MIN <= quality <= QUALITY_MAX:
+            raise ValueError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, "
+                             f"got {quality}")
+        quality = round(quality * 1000) / 1000  # the header's precision, so both sides agree
+        if self._features is None:
+            with torch.no_grad():
+                self._features = self.network.g_a(self.x)
+        y, z = self.network.analyse(self.x, quality, self._features)
+        encoder = SymbolEncoder(self.tables)
+        self.network.code_latents(y, z, coder=encoder)
+        height, width = self.pixels.shape[:2]
+        header = Header(ImageGeometry(width, height), self.info.model_id, self.info.digest,
+                        quality)
+        out = io.BytesIO()
+        with ContainerWriter(out, header) as writer:
+            writer.write_frame(encoder.finish())
+        return out.getvalue()
 
 
 def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> np.ndarray:
@@ -157,11 +172,12 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
+    encoder = _Encoder(to_rgb(pixels), model)
     low, high = QUALITY_MIN, QUALITY_MAX
     best: tuple[float, bytes, float] | None = None
     for _ in range(12):
         quality = round((low + high) / 2, 3)
-        data = encode_image(pixels, quality, model)
+        data = encoder.encode(quality)
         bpp = 8 * len(data) / pixel_count
         error = abs(bpp - target_bpp) / target_bpp
         if best is None or error < best[0]:

@@ -243,10 +243,15 @@ class ImageModel(nn.Module):
         return np.broadcast_to(numbers, shape).ravel()
 
     @torch.no_grad()
-    def analyse(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
-        """Float analysis: the gained latent y and integer hyper-latent z for images x."""
+    def analyse(self, x: Tensor, quality: float,
+                features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Float analysis: the gained latent y and integer hyper-latent z for images x.
+
+        ``features`` = ``g_a(x)`` may be passed in when several qualities are tried.
+        """
         q = torch.full((x.shape[0],), float(quality), device=x.device)
-        y = self.g_a(x) * self._interpolate(self.gain, q)
+        features = self.g_a(x) if features is None else features
+        y = features * self._interpolate(self.gain, q)
         z = torch.round(self.h_a(y)).to(torch.int64)
         return y, z
 
