@@ -43,17 +43,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="JSON of published curves {name: {bpp: [...], psnr: [...]}}")
     parser.add_argument("--method", choices=evaluation.BD_METHODS, default="pchip",
                         help="BD interpolation: piecewise cubic (default) or one cubic fit")
+    parser.add_argument("--ours", action="store_true",
+                        help="also evaluate codec's image model (real .lc files, real decode)")
+    parser.add_argument("--model", default=None,
+                        help="model identifier for --ours (default: the installed default), or "
+                             "a path to a .safetensors file to evaluate before it is registered")
+    parser.add_argument("--ours-qualities", default="1,2,3,4,5,6,7,8",
+                        help="comma-separated qualities for --ours")
     return parser.parse_args(argv)
 
 
 def learned_codecs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Hook for our learned codec: (codecs, quality ladders) to evaluate beside the classic ones.
+    """Our codec as (codecs, quality ladders): each point is a real `.lc` file, decoded again."""
+    if not args.ours:
+        return {}, {}
+    from codec.image import decode_image, encode_image
+    from codec.models import registry
+    from codec.models.weights import file_digest
 
-    Empty until the learned image codec exists. Then add an ``--ours`` option in
-    :func:`parse_args` and return ``{"ours": fn}, {"ours": [rates...]}`` here, where
-    ``fn(image, quality) -> (num_bytes, decoded)`` encodes to ``.lc`` bytes and decodes them.
-    """
-    return {}, {}
+    model = args.model
+    if model and Path(model).suffix == ".safetensors":
+        path = Path(model).resolve()
+        registry.WEIGHTS_DIR = path.parent
+        info = registry.ModelInfo("candidate", "image", path.name, file_digest(path),
+                                  "evaluated from a file")
+        registry.register(info, default=True)
+        model = info.model_id
+
+    def ours(image, quality):
+        data = encode_image(image, float(quality), model)
+        return len(data), decode_image(data)
+
+    ladder = [float(q) for q in args.ours_qualities.split(",")]
+    return {"ours": ours}, {"ours": ladder}
 
 
 def classic_selection(text: str) -> list[str]:
