@@ -63,16 +63,17 @@ def test_missing_input_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
-def test_encode_and_decode_refuse_clearly_until_a_codec_is_registered(tmp_path):
-    source = tmp_path / "photo.png"
-    source.write_bytes(b"not really a png")
-    result = run("encode", source, "-o", tmp_path / "photo.lc")
-    assert result.exit_code == 1 and "cannot encode image" in result.output
-    assert not (tmp_path / "photo.lc").exists()
-    result = run("encode", tmp_path / "photo.lc", "-o", tmp_path / "x.lc")
+def test_media_without_a_codec_yet_are_refused_clearly(tmp_path):
+    source = tmp_path / "speech.wav"
+    source.write_bytes(b"RIFF....")
+    result = run("encode", source, "-o", tmp_path / "speech.lc")
+    assert result.exit_code == 1 and "cannot encode audio" in result.output
+    assert not (tmp_path / "speech.lc").exists()
+    result = run("encode", tmp_path / "missing.png", "-o", tmp_path / "x.lc")
     assert result.exit_code == 2
-    result = run("decode", IMAGE, "-o", tmp_path / "out.png")
-    assert result.exit_code == 1 and "cannot decode image" in result.output
+    result = run("decode", VECTORS / "video-none.lc", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 1 and "cannot decode video" in result.output
+    assert not (tmp_path / "out.mp4").exists()
 
 
 def test_atomic_output_refuses_overwrite_and_leaves_no_partial_file(tmp_path):
