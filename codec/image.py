@@ -73,7 +73,7 @@ class _Encoder:
         quality = round(quality * 1000) / 1000  # the header's precision, so both sides agree
         if self._features is None:
             with torch.no_grad():
-                self._features = self.network.g_a(self.x)
+                self._features = self.network.analysis(self.x)
         y, z = self.network.analyse(self.x, quality, self._features)
         encoder = SymbolEncoder(self.tables)
         self.network.code_latents(y, z, coder=encoder)

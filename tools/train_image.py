@@ -570,7 +570,7 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
             model, [n for n, _ in model.named_parameters() if n.endswith("quantiles")])
         network = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if gpu else None, broadcast_buffers=False)
+            model, device_ids=[device.index] if gpu else None)
 
     dataset = CropDataset(train_paths, args.crop)
     sampler = ShardedSampler(len(dataset), args.batch, world, rank, args.seed)
@@ -622,101 +622,103 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
         say(f"already at step {step} of --steps {args.steps}: nothing to train")
     model.train()
 
-    while reason is None:
-        sampler.set_epoch(epoch, batch_in_epoch * args.batch)
-        for batch in loader:
-            begin = time.monotonic()
-            x = batch.to(device, non_blocking=True).float().div_(255)
-            quality = (QUALITY_MIN + (QUALITY_MAX - QUALITY_MIN) * torch.rand(x.shape[0]))
-            quality = quality.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            aux_optimizer.zero_grad(set_to_none=True)
-            out = network(x, quality)
-            loss, bpp, mse = rate_distortion(out, x, quality)
-            loss.mean().backward()
-            norm = torch.nn.utils.clip_grad_norm_(
-                main_params, args.clip if args.clip > 0 else math.inf)
-            finite = bool(torch.isfinite(norm))  # from averaged gradients: same on all ranks
-            if finite:
-                optimizer.step()
-                bad_steps = 0
-            else:
-                bad_steps += 1
-                say(f"step {step + 1}: non-finite gradient, update skipped")
-                if bad_steps >= MAX_BAD_STEPS:
-                    raise TrainingError(f"{bad_steps} consecutive non-finite gradients at step "
-                                        f"{step + 1}: training diverged; {last_path} keeps the "
-                                        f"last good state (lower --lr and rerun)")
-            aux = model.aux_loss()
-            aux.backward()
-            if world > 1:
-                for parameter in aux_params:
-                    dist.all_reduce(parameter.grad)
-                    parameter.grad /= world
-            aux_optimizer.step()
-            step += 1
-            batch_in_epoch += 1
-            if finite:
-                psnr = -10 * torch.log10(mse.detach().clamp_min(1e-10))
-                totals += torch.stack([loss.detach().sum(), bpp.detach().sum(), psnr.sum(),
-                                       aux.detach() * x.shape[0],
-                                       torch.tensor(float(x.shape[0]), device=device)])
-            window_steps += 1
-            elapsed_step = time.monotonic() - begin
-            step_seconds = elapsed_step if step_seconds is None else (
-                0.9 * step_seconds + 0.1 * elapsed_step)
-
-            if step % args.log_every == 0 or step == args.steps:
+    try:
+        while reason is None:
+            sampler.set_epoch(epoch, batch_in_epoch * args.batch)
+            for batch in loader:
+                begin = time.monotonic()
+                x = batch.to(device, non_blocking=True).float().div_(255)
+                quality = (QUALITY_MIN + (QUALITY_MAX - QUALITY_MIN) * torch.rand(x.shape[0]))
+                quality = quality.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                aux_optimizer.zero_grad(set_to_none=True)
+                out = network(x, quality)
+                loss, bpp, mse = rate_distortion(out, x, quality)
+                loss.mean().backward()
+                norm = torch.nn.utils.clip_grad_norm_(
+                    main_params, args.clip if args.clip > 0 else math.inf)
+                finite = bool(torch.isfinite(norm))  # from averaged gradients: same on all ranks
+                if finite:
+                    optimizer.step()
+                    bad_steps = 0
+                else:
+                    bad_steps += 1
+                    say(f"step {step + 1}: non-finite gradient, update skipped")
+                    if bad_steps >= MAX_BAD_STEPS:
+                        raise TrainingError(f"{bad_steps} consecutive non-finite gradients at step "
+                                            f"{step + 1}: training diverged; {last_path} keeps the "
+                                            f"last good state (lower --lr and rerun)")
+                aux = model.aux_loss()
+                aux.backward()
                 if world > 1:
-                    dist.all_reduce(totals)
-                rate = window_steps / max(time.monotonic() - window_start, 1e-9)
-                count = max(totals[4].item(), 1.0)
-                loss_m, bpp_m, psnr_m, aux_m = (totals[:4] / count).tolist()
-                left = (args.steps - step) / rate
-                budget = limit - (time.monotonic() - started)
-                say(f"step {step}/{args.steps} ({100 * step / args.steps:.1f}%) "
-                    f"loss {loss_m:.4f} bpp {bpp_m:.4f} psnr {psnr_m:.2f} aux {aux_m:.1f} "
-                    f"{rate:.2f} steps/s eta {duration(left)}"
-                    + (f" (time left {duration(budget)})" if math.isfinite(budget) else ""))
-                log({"type": "train", "step": step, "loss": loss_m, "bpp": bpp_m,
-                     "psnr": psnr_m, "aux": aux_m, "steps_per_s": rate, "lr": args.lr,
-                     "qat": args.qat, "time": time.time()})
-                totals.zero_()
-                window_start, window_steps = time.monotonic(), 0
+                    for parameter in aux_params:
+                        dist.all_reduce(parameter.grad)
+                        parameter.grad /= world
+                aux_optimizer.step()
+                step += 1
+                batch_in_epoch += 1
+                if finite:
+                    psnr = -10 * torch.log10(mse.detach().clamp_min(1e-10))
+                    totals += torch.stack([loss.detach().sum(), bpp.detach().sum(), psnr.sum(),
+                                           aux.detach() * x.shape[0],
+                                           torch.tensor(float(x.shape[0]), device=device)])
+                window_steps += 1
+                elapsed_step = time.monotonic() - begin
+                step_seconds = elapsed_step if step_seconds is None else (
+                    0.9 * step_seconds + 0.1 * elapsed_step)
 
-            if args.eval_every and step % args.eval_every == 0 and holdout_paths:
+                if step % args.log_every == 0 or step == args.steps:
+                    if world > 1:
+                        dist.all_reduce(totals)
+                    rate = window_steps / max(time.monotonic() - window_start, 1e-9)
+                    count = max(totals[4].item(), 1.0)
+                    loss_m, bpp_m, psnr_m, aux_m = (totals[:4] / count).tolist()
+                    left = (args.steps - step) / rate
+                    budget = limit - (time.monotonic() - started)
+                    say(f"step {step}/{args.steps} ({100 * step / args.steps:.1f}%) "
+                        f"loss {loss_m:.4f} bpp {bpp_m:.4f} psnr {psnr_m:.2f} aux {aux_m:.1f} "
+                        f"{rate:.2f} steps/s eta {duration(left)}"
+                        + (f" (time left {duration(budget)})" if math.isfinite(budget) else ""))
+                    log({"type": "train", "step": step, "loss": loss_m, "bpp": bpp_m,
+                         "psnr": psnr_m, "aux": aux_m, "steps_per_s": rate, "lr": args.lr,
+                         "qat": args.qat, "time": time.time()})
+                    totals.zero_()
+                    window_start, window_steps = time.monotonic(), 0
+
+                if args.eval_every and step % args.eval_every == 0 and holdout_paths:
+                    elapsed = time.monotonic() - started
+                    guess = eval_seconds or 3 * len(holdout_paths) * step_seconds
+                    if main_process and elapsed + guess + 2 * save_seconds + 10 < limit:
+                        begin_eval = time.monotonic()
+                        last_eval = evaluate(model, eval_images, device)
+                        eval_seconds = time.monotonic() - begin_eval
+                        say(f"eval step {step}: " + " | ".join(
+                            f"{k} bpp {v['bpp']:.4f} psnr {v['psnr']:.2f}"
+                            for k, v in last_eval.items()) + f" ({eval_seconds:.1f} s)")
+                        log({"type": "eval", "step": step, "images": len(eval_images),
+                             "size": args.eval_size, "qat": args.qat, "results": last_eval,
+                             "time": time.time()})
+                        window_start += eval_seconds  # keep evaluation out of steps/s
+                    if world > 1:
+                        dist.barrier()
+
+                if step % args.save_every == 0:
+                    save()
                 elapsed = time.monotonic() - started
-                guess = eval_seconds or 3 * len(holdout_paths) * step_seconds
-                if main_process and elapsed + guess + 2 * save_seconds + 10 < limit:
-                    begin_eval = time.monotonic()
-                    last_eval = evaluate(model, eval_images, device)
-                    eval_seconds = time.monotonic() - begin_eval
-                    say(f"eval step {step}: " + " | ".join(
-                        f"{k} bpp {v['bpp']:.4f} psnr {v['psnr']:.2f}"
-                        for k, v in last_eval.items()) + f" ({eval_seconds:.1f} s)")
-                    log({"type": "eval", "step": step, "images": len(eval_images),
-                         "size": args.eval_size, "qat": args.qat, "results": last_eval,
-                         "time": time.time()})
-                    window_start += eval_seconds  # keep evaluation out of steps/s
+                stop = step >= args.steps or stopper.reason is not None or (
+                    elapsed + 2 * step_seconds + 1.5 * save_seconds + 15 > limit)
                 if world > 1:
-                    dist.barrier()
+                    flag = torch.tensor(float(stop), device=device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    stop = bool(flag.item())
+                if stop:
+                    reason = ("done" if step >= args.steps else stopper.reason or "time limit")
+                    break
+            else:
+                epoch, batch_in_epoch = epoch + 1, 0
+    finally:
+        stopper.restore()
 
-            if step % args.save_every == 0:
-                save()
-            elapsed = time.monotonic() - started
-            stop = step >= args.steps or stopper.reason is not None or (
-                elapsed + 2 * step_seconds + 1.5 * save_seconds + 15 > limit)
-            if world > 1:
-                flag = torch.tensor(float(stop), device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop = bool(flag.item())
-            if stop:
-                reason = ("done" if step >= args.steps else stopper.reason or "time limit")
-                break
-        else:
-            epoch, batch_in_epoch = epoch + 1, 0
-
-    stopper.restore()
     save()
     if world > 1:
         dist.barrier()

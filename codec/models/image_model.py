@@ -34,6 +34,9 @@ HIDDEN_BITS = 8       # fraction bits of hidden activations
 INPUT_LIMIT = 32767   # integer-path inputs are clamped to ±this many grid steps
 Z_HALF_WIDTH = 64     # factorized-prior tables cover -64..64 around each channel's centre
 STRIDE = 64           # images are padded to a multiple of this
+LATENT_STRIDE = 16    # pixels per latent position
+TILE = 48             # latent positions per tile side when transforms are tiled (768 px)
+TILE_MARGIN = 4       # latent positions of context around a tile: beyond both receptive fields
 
 
 class GroupEncoder(Protocol):
@@ -250,7 +253,7 @@ class ImageModel(nn.Module):
         ``features`` = ``g_a(x)`` may be passed in when several qualities are tried.
         """
         q = torch.full((x.shape[0],), float(quality), device=x.device)
-        features = self.g_a(x) if features is None else features
+        features = self.analysis(x) if features is None else features
         y = features * self._interpolate(self.gain, q)
         z = torch.round(self.h_a(y)).to(torch.int64)
         return y, z
@@ -303,4 +306,38 @@ class ImageModel(nn.Module):
         q = torch.full((y_grid.shape[0],), float(quality), device=y_grid.device)
         y_hat = y_grid.to(dtype) / (1 << Y_BITS)
         gains = self._interpolate(self.inverse_gain, q).to(dtype)
-        return self.g_s.to(dtype)(y_hat * gains).clamp(0, 1)
+        return _tiled(self.g_s.to(dtype), y_hat * gains, LATENT_STRIDE, up=True).clamp(0, 1)
+
+    @torch.no_grad()
+    def analysis(self, x: Tensor) -> Tensor:
+        """g_a(x), in tiles for large images so memory stays bounded."""
+        return _tiled(self.g_a, x, LATENT_STRIDE, up=False)
+
+
+def _tiled(transform: nn.Module, x: Tensor, factor: int, up: bool) -> Tensor:
+    """Apply a transform that scales space by ``factor`` (up or down) tile by tile.
+
+    Tiles are TILE latent positions square, each computed with TILE_MARGIN positions of real
+    context around it (more than the transforms' receptive fields), so the result matches the
+    untiled one up to float rounding while peak memory depends on the tile, not the image.
+    """
+    latent_h = x.shape[2] if up else x.shape[2] // factor
+    latent_w = x.shape[3] if up else x.shape[3] // factor
+    if latent_h <= TILE + 2 * TILE_MARGIN and latent_w <= TILE + 2 * TILE_MARGIN:
+        return transform(x)
+    scale = factor if up else 1           # output units per latent position
+    source = 1 if up else factor          # input units per latent position
+    out = None
+    for top in range(0, latent_h, TILE):
+        for left in range(0, latent_w, TILE):
+            bottom, right = min(top + TILE, latent_h), min(left + TILE, latent_w)
+            t0, l0 = max(top - TILE_MARGIN, 0), max(left - TILE_MARGIN, 0)
+            t1, l1 = min(bottom + TILE_MARGIN, latent_h), min(right + TILE_MARGIN, latent_w)
+            piece = transform(x[:, :, t0 * source:t1 * source, l0 * source:l1 * source])
+            if out is None:
+                out = piece.new_empty(piece.shape[0], piece.shape[1], latent_h * scale,
+                                      latent_w * scale)
+            out[:, :, top * scale:bottom * scale, left * scale:right * scale] = piece[
+                :, :, (top - t0) * scale:(bottom - t0) * scale,
+                (left - l0) * scale:(right - l0) * scale]
+    return out

@@ -31,17 +31,26 @@ def fake_fixed(x: Tensor, fraction_bits: int, low: float, high: float) -> Tensor
     return torch.clamp(ste_round(x * scale), low, high) / scale
 
 
-def exact_conv2d(x: Tensor, weight: Tensor, padding: int) -> Tensor:
+def exact_conv2d(x: Tensor, weight: Tensor, padding: int,
+                 block_bytes: int = 64 << 20) -> Tensor:
     """Convolution of integer tensors, exact: im2col then a float64 matrix product.
 
     ``x`` (B, C, H, W) and ``weight`` (O, C, k, k) hold integers; returns int64 (B, O, H', W').
+    Large inputs are done in bands of output rows so the im2col buffer stays under
+    ``block_bytes``; being exact, the banding cannot change the result.
     """
-    batch, _, height, width = x.shape
+    batch, channels, height, width = x.shape
     out_channels, _, k, _ = weight.shape
-    columns = F.unfold(x.to(torch.float64), k, padding=padding)           # (B, C*k*k, L)
-    product = weight.reshape(out_channels, -1).to(torch.float64) @ columns  # (B, O, L)
     out_h, out_w = height + 2 * padding - k + 1, width + 2 * padding - k + 1
-    return product.reshape(batch, out_channels, out_h, out_w).to(torch.int64)
+    kernel = weight.reshape(out_channels, -1).to(torch.float64)
+    padded = F.pad(x.to(torch.float64), (padding,) * 4)
+    rows = max(1, block_bytes // (8 * batch * channels * k * k * out_w))
+    bands = []
+    for top in range(0, out_h, rows):
+        band = padded[:, :, top:min(top + rows, out_h) + k - 1]
+        columns = F.unfold(band, k)                                   # (B, C*k*k, L)
+        bands.append((kernel @ columns).reshape(batch, out_channels, -1, out_w))
+    return torch.cat(bands, dim=2).to(torch.int64)
 
 
 class QuantConv2d(nn.Module):

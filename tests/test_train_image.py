@@ -1,0 +1,101 @@
+"""tools/train_image.py: a few steps on tiny synthetic images, checkpoint, exact resume, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def train_image():
+    spec = importlib.util.spec_from_file_location("train_image", ROOT / "tools" / "train_image.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Eight small images, png and jpg, one in a subfolder, one smaller than the crop."""
+    folder = tmp_path_factory.mktemp("images")
+    (folder / "sub").mkdir()
+    rng = np.random.default_rng(0)
+    sizes = [(80, 72), (96, 100), (70, 130), (40, 50), (128, 96), (72, 72), (64, 90), (88, 64)]
+    for index, (height, width) in enumerate(sizes):
+        y, x = np.mgrid[0:height, 0:width]
+        base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
+        pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels)
+        image.save(folder / "sub" / f"{index}.jpg" if index % 3 == 0 else folder / f"{index}.png")
+    return folder
+
+
+def run(module, data: Path, directory: Path, steps: int, *extra: str) -> int:
+    return module.main(["--data", str(data), "--checkpoint-dir", str(directory),
+                        "--steps", str(steps), "--batch", "2", "--crop", "64",
+                        "--holdout", "2", "--log-every", "1", "--eval-every", "2",
+                        "--save-every", "100", "--device", "cpu", *extra])
+
+
+def records(directory: Path, kind: str) -> list[dict]:
+    lines = (directory / "log.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["type"] == kind]
+
+
+def test_train_save_resume_exactly_and_init(train_image, data, tmp_path, capsys):
+    import torch
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    exported = tmp_path / "w.safetensors"
+    assert run(train_image, data, straight, 3, "--export", str(exported)) == 0
+    assert run(train_image, data, resumed, 2) == 0
+    state = torch.load(resumed / "last.pt", weights_only=True)
+    assert state["step"] == 2 and state["batch_in_epoch"] == 2  # mid-epoch (6 images, batch 2)
+    assert run(train_image, data, resumed, 3) == 0
+    assert torch.load(resumed / "last.pt", weights_only=True)["step"] == 3
+
+    train = records(straight, "train")
+    assert [r["step"] for r in train] == [1, 2, 3]
+    assert all(math.isfinite(r[k]) for r in train for k in ("loss", "bpp", "psnr", "aux"))
+    evaluation = records(straight, "eval")[0]["results"]
+    assert set(evaluation) == {"q1", "q4.5", "q8"}
+    assert all(math.isfinite(v["bpp"]) and math.isfinite(v["psnr"]) for v in evaluation.values())
+    # The resumed run continues the step count and reproduces the uninterrupted run exactly.
+    again = records(resumed, "train")
+    assert [r["step"] for r in again] == [1, 2, 3]
+    assert [r["loss"] for r in again] == pytest.approx([r["loss"] for r in train], rel=1e-5)
+    assert [r["resumed"] for r in records(resumed, "start")] == [False, True]
+
+    capsys.readouterr()
+    if exported.exists():  # codec.models.weights is present: start again from its export
+        assert run(train_image, data, tmp_path / "init", 1, "--init", str(exported), "--qat",
+                   "--eval-every", "0") == 0
+        assert "init: " in capsys.readouterr().out
+        assert records(tmp_path / "init", "train")[0]["qat"] is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--crop", "100"], "--crop 100 is not a positive multiple of 64"),
+    (["--data", "MISSING"], "does not exist"),
+    (["--data", "EMPTY"], "no .png/.jpg images found"),
+    (["--holdout", "8"], "leaves no training images"),
+])
+def test_clear_errors(train_image, data, tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    argv = [str(tmp_path / "missing") if a == "MISSING" else
+            str(tmp_path / "empty") if a == "EMPTY" else a for a in argv]
+    if "--data" not in argv:
+        argv = ["--data", str(data), *argv]
+    assert train_image.main(["--checkpoint-dir", str(tmp_path / "ck"), "--device", "cpu",
+                             *argv]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error
+    assert not (tmp_path / "ck" / "last.pt").exists()
