@@ -136,6 +136,8 @@ def check_args(args: argparse.Namespace, device: torch.device) -> None:
     if args.init is not None and not args.init.is_file():
         raise TrainingError(f"--init {args.init}: no such file (expected exported "
                             f".safetensors weights)")
+    if args.workers is not None and args.workers < 0:
+        raise TrainingError(f"--workers must be ≥ 0, got {args.workers}")
     if args.workers is None:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         args.workers = min(8, max(1, (os.cpu_count() or 2) // local - 1)) if gpu else 0

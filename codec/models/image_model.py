@@ -153,6 +153,8 @@ class ImageModel(nn.Module):
             residual = y_slice - mean
             if self.training:
                 residual = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+            else:
+                residual = torch.round(residual)  # the coded symbol, so eval bpp is the real rate
             likelihoods.append(gaussian_likelihood(residual, scale_from_code(ste_round(code))))
         y_hat = torch.cat(decoded, dim=1)
         x_hat = self.g_s(y_hat * self._interpolate(self.inverse_gain, quality))
