@@ -95,6 +95,8 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
     info = registry.resolve(header.model, header.weights_digest)
     network, tables = registry.load(info)
     frame = reader.read_all()[0]
+    if reader.tables is not None:
+        raise FormatError("an image-model file carries no TABL chunk (SPEC.md 8.2)")
     y_grid = decode_latents(network, tables, frame.payload, header.geometry, reader)
     x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
     geometry = header.geometry
@@ -105,10 +107,12 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
 def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,
                    reader: ContainerReader | None = None) -> torch.Tensor:
     """The decoded latent grid of one frame (exact integers), before synthesis."""
-    from .bitstream import CodecError
+    from .bitstream import CodecError, PayloadError
 
     try:
         decoder = SymbolDecoder(tables, payload)
+        if decoder.side:
+            raise PayloadError("image payloads carry no side information (SPEC.md 8.2)")
         z_shape = (1, network.config["hyper"], -(-geometry.height // STRIDE),
                    -(-geometry.width // STRIDE))
         y_grid = network.code_latents(None, torch.zeros(z_shape, dtype=torch.int64),

@@ -100,6 +100,9 @@ class QuantConv2d(nn.Module):
                              -WEIGHT_MAX, WEIGHT_MAX).to(torch.int8)
         gain = scale.double() * 2.0 ** (self.out_bits - self.in_bits + REQUANT_SHIFT)
         bias = self.conv.bias.double() * 2.0 ** (self.out_bits + REQUANT_SHIFT)
+        if gain.abs().max() >= 2.0 ** 27 or bias.abs().max() >= 2.0 ** 61:
+            raise ValueError("integer layer out of the range SPEC.md 8.2 allows (|multiplier| "
+                             "< 2^27, |bias| < 2^61): the weights have diverged")
         return {"weight": weight, "multiplier": torch.round(gain).to(torch.int64),
                 "bias": torch.round(bias).to(torch.int64)}
 
