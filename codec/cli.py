@@ -108,6 +108,19 @@ def decode(input: Path, output: Path, overwrite: bool) -> None:
         raise _fail(error)
 
 
+@main.command(name="eval", add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def evaluate(arguments: tuple[str, ...]) -> None:
+    """Rate-distortion of our codec against JPEG, WebP and AVIF on a folder (BD-rates, plot).
+
+    Run `codec eval --help` for the options.
+    """
+    from .eval_image import main as run
+
+    sys.exit(run(list(arguments)))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def models(as_json: bool) -> None:

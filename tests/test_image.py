@@ -165,3 +165,17 @@ def test_cli_encode_decode_refuses_overwrite(small_model, tmp_path):
     assert not (tmp_path / "b.png").exists()
     listing = runner.invoke(main, ["models"])
     assert "image-test" in listing.output
+
+
+def test_codec_eval_writes_results_with_bd_rates(small_model, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(random_image(64, 96, seed=5)).save(folder / "a.png")
+    result = CliRunner().invoke(main, ["eval", "--data", str(folder), "--out",
+                                       str(tmp_path / "out"), "--codecs", "jpeg",
+                                       "--ours-qualities", "2,5,8"])
+    assert result.exit_code == 0, result.output
+    document = __import__("json").loads((tmp_path / "out" / "results.json").read_text())
+    assert set(document["curves"]) == {"jpeg", "ours"}
+    assert len(document["curves"]["ours"]["bpp"]) == 3
+    assert (tmp_path / "out" / "rd.png").exists()
