@@ -11,12 +11,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .bitstream import (ContainerReader, ContainerWriter, FormatError, Header, ImageGeometry,
-                        Media, SymbolDecoder, SymbolEncoder)
+from .bitstream import (CodecError, ContainerReader, ContainerWriter, FormatError, Header,
+                        ImageGeometry, LimitError, Media, PayloadError, SymbolDecoder,
+                        SymbolEncoder)
 from .models import registry
 from .models.image_model import QUALITY_MAX, QUALITY_MIN, STRIDE
 
 ImageInput = Union[np.ndarray, Image.Image]
+# What this implementation codes in bounded memory (a 8192×8192 round trip stays near 4 GiB);
+# the format allows more, and a decoder refuses such files before allocating for them.
+MAX_PIXELS = 1 << 26
 
 
 def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
@@ -60,6 +64,9 @@ class _Encoder:
     """One image ready for coding at any quality; the analysis transform runs once."""
 
     def __init__(self, pixels: np.ndarray, model: str | None) -> None:
+        if pixels.shape[0] * pixels.shape[1] > MAX_PIXELS:
+            raise ValueError(f"image of {pixels.shape[1]}x{pixels.shape[0]} pixels is larger "
+                             f"than the {MAX_PIXELS} pixels this version codes")
         self.pixels = pixels
         self.info = registry.resolve(model) if model else registry.default_model("image")
         self.network, self.tables = registry.load(self.info)
@@ -92,6 +99,10 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
     header = reader.header
     if header.media != Media.IMAGE:
         raise FormatError(f"this is a {header.media.name.lower()} file, not an image")
+    geometry = header.geometry
+    if geometry.width * geometry.height > MAX_PIXELS:
+        raise LimitError(f"image of {geometry.width}x{geometry.height} pixels is larger than "
+                         f"the {MAX_PIXELS} pixels this decoder handles")
     info = registry.resolve(header.model, header.weights_digest)
     network, tables = registry.load(info)
     frame = reader.read_all()[0]
@@ -99,7 +110,6 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
         raise FormatError("an image-model file carries no TABL chunk (SPEC.md 8.2)")
     y_grid = decode_latents(network, tables, frame.payload, header.geometry, reader)
     x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
-    geometry = header.geometry
     x_hat = x_hat[0, :, :geometry.height, :geometry.width]
     return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
@@ -107,8 +117,6 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
 def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,
                    reader: ContainerReader | None = None) -> torch.Tensor:
     """The decoded latent grid of one frame (exact integers), before synthesis."""
-    from .bitstream import CodecError, PayloadError
-
     try:
         decoder = SymbolDecoder(tables, payload)
         if decoder.side:
@@ -153,7 +161,6 @@ def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: 
 def decode_file(source: Union[str, Path], output: Union[str, Path], *,
                 overwrite: bool = False) -> dict:
     """Decode a `.lc` image to any format Pillow writes, chosen by the output's extension."""
-    from .bitstream import CodecError
     from .fileio import atomic_output
 
     file_format = Image.registered_extensions().get(Path(output).suffix.lower())
