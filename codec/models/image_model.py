@@ -100,9 +100,12 @@ class ImageModel(nn.Module):
                 QuantConv2d(hidden, hidden, 1, HIDDEN_BITS, HIDDEN_BITS),
                 QuantConv2d(hidden, 2 * size, 1, HIDDEN_BITS, Y_BITS, relu=False,
                             out_limit=INPUT_LIMIT)]))
-        levels = len(LAMBDAS)
-        self.gain = nn.Parameter(torch.ones(levels, m))
-        self.inverse_gain = nn.Parameter(torch.ones(levels, m))
+        # gains start on the square-root λ ladder (MSE-optimal step sizes scale as λ^-1/2), so
+        # quality controls the rate from the first step; training refines them per channel
+        lambdas = torch.tensor(LAMBDAS)
+        ladder = (lambdas / lambdas.log().mean().exp()).sqrt().view(-1, 1)
+        self.gain = nn.Parameter(ladder.repeat(1, m))
+        self.inverse_gain = nn.Parameter((1 / ladder).repeat(1, m))
 
     # ----------------------------------------------------------------- rate control
     @staticmethod
