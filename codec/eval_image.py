@@ -58,16 +58,10 @@ def learned_codecs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         return {}, {}
     from .image import decode_image, encode_image
     from .models import registry
-    from .models.weights import file_digest
 
     model = args.model
     if model and Path(model).suffix == ".safetensors":
-        path = Path(model).resolve()
-        registry.WEIGHTS_DIR = path.parent
-        info = registry.ModelInfo("candidate", "image", path.name, file_digest(path),
-                                  "evaluated from a file")
-        registry.register(info, default=True)
-        model = info.model_id
+        model = registry.register_file(model).model_id
 
     def ours(image, quality):
         data = encode_image(image, float(quality), model)

@@ -34,16 +34,14 @@ def small_model(tmp_path_factory):
         model.inverse_gain.copy_(1 / model.gain)
     folder = tmp_path_factory.mktemp("weights")
     digest = save_model(model, folder / "small.safetensors", {"note": "random test weights"})
-    saved = (registry.WEIGHTS_DIR, dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
-    registry.WEIGHTS_DIR = folder
-    info = registry.ModelInfo("image-test", "image", "small.safetensors", digest, "test")
+    saved = (dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
+    info = registry.ModelInfo("image-test", "image", "small.safetensors", digest, "test", folder)
     registry.MODELS.clear()
     registry.register(info, default=True)
     yield info
-    registry.WEIGHTS_DIR = saved[0]
     registry.MODELS.clear()
-    registry.MODELS.update(saved[1])
-    registry.DEFAULT_MODEL.update(saved[2])
+    registry.MODELS.update(saved[0])
+    registry.DEFAULT_MODEL.update(saved[1])
     registry._loaded.pop("image-test", None)
 
 

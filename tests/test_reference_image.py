@@ -34,13 +34,11 @@ def small_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
     path = folder / "small.safetensors"
     digest = save_model(model, path)
-    saved = (registry.WEIGHTS_DIR, dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
-    registry.WEIGHTS_DIR = folder
-    info = registry.ModelInfo("image-test", "image", "small.safetensors", digest, "test")
+    saved = (None, dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
+    info = registry.ModelInfo("image-test", "image", "small.safetensors", digest, "test", folder)
     registry.MODELS.clear()
     registry.register(info, default=True)
     yield info, str(path)
-    registry.WEIGHTS_DIR = saved[0]
     registry.MODELS.clear()
     registry.MODELS.update(saved[1])
     registry.DEFAULT_MODEL.clear()
@@ -106,16 +104,15 @@ def test_reference_latent_equals_library_with_large_values(small_model, tmp_path
             state[f"parameters_net.{s}.2.conv.bias"].mul_(boost)
     path = tmp_path / "boost.safetensors"
     digest = save_model(model, path)
-    saved = (registry.WEIGHTS_DIR, dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
-    registry.WEIGHTS_DIR = tmp_path
-    info = registry.ModelInfo("image-boost", "image", "boost.safetensors", digest, "test")
+    saved = (None, dict(registry.MODELS), dict(registry.DEFAULT_MODEL))
+    info = registry.ModelInfo("image-boost", "image", "boost.safetensors", digest, "test",
+                              tmp_path)
     registry.register(info, default=True)
     try:
         image = (np.random.default_rng(1).random((64, 90, 3)) * 255).astype(np.uint8)
         data = encode_image(image, 7.5)
         expected = library_latent(info, data)
     finally:
-        registry.WEIGHTS_DIR = saved[0]
         registry.MODELS.clear()
         registry.MODELS.update(saved[1])
         registry.DEFAULT_MODEL.clear()

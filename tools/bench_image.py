@@ -30,13 +30,8 @@ def use_model(model: str | None) -> str | None:
     """Register a candidate weights file if a path was given; return the model id to use."""
     if model and model.endswith(".safetensors"):
         from codec.models import registry
-        from codec.models.weights import file_digest
 
-        path = Path(model).resolve()
-        registry.WEIGHTS_DIR = path.parent
-        registry.register(registry.ModelInfo("candidate", "image", path.name, file_digest(path),
-                                             "benchmark candidate"), default=True)
-        return "candidate"
+        return registry.register_file(model).model_id
     return model
 
 

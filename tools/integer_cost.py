@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from codec.evaluation import list_images, load_image  # noqa: E402
 from codec.image import _padded_tensor, encode_image  # noqa: E402
 from codec.models import registry  # noqa: E402
-from codec.models.weights import file_digest  # noqa: E402
 
 
 def main() -> None:
@@ -35,10 +34,7 @@ def main() -> None:
     parser.add_argument("--qualities", default="1,4,8")
     args = parser.parse_args()
 
-    path = args.weights.resolve()
-    registry.WEIGHTS_DIR = path.parent
-    info = registry.ModelInfo("candidate", "image", path.name, file_digest(path), "candidate")
-    registry.register(info, default=True)
+    info = registry.register_file(args.weights)
     network, _ = registry.load(info)
     costs = []
     print(f"{'image':<14}{'q':>4}{'float bpp':>11}{'coded bpp':>11}{'cost':>8}")

@@ -25,10 +25,11 @@ class ModelInfo:
     filename: str
     sha256: str
     description: str
+    folder: Path = WEIGHTS_DIR
 
     @property
     def path(self) -> Path:
-        return WEIGHTS_DIR / self.filename
+        return Path(self.folder) / self.filename
 
     @property
     def digest(self) -> bytes:
@@ -47,6 +48,19 @@ def register(info: ModelInfo, default: bool = False) -> None:
     MODELS[info.model_id] = info
     if default or DEFAULT_MODEL.get(info.media) is None:
         DEFAULT_MODEL[info.media] = info.model_id
+
+
+def register_file(path: str | Path, model_id: str = "candidate", media: str = "image",
+                  default: bool = True) -> ModelInfo:
+    """Register a weights file that is not shipped (evaluation of a training run, tests)."""
+    from .weights import file_digest
+
+    path = Path(path).resolve()
+    info = ModelInfo(model_id, media, path.name, file_digest(path), f"weights from {path}",
+                     path.parent)
+    _loaded.pop(model_id, None)
+    register(info, default=default)
+    return info
 
 
 def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
