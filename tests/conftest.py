@@ -27,6 +27,26 @@ def gaussian_tables(count: int = 16, max_scale: float = 20.0) -> TableSet:
     return TableSet.from_pmfs(pmfs, offsets)
 
 
+def small_image_model():
+    """A tiny ImageModel with random weights, quality-dependent gains (×√2 per level) and scale
+    codes starting at the bottom of the table, so that even its small random latents cost bits
+    that grow with the quality."""
+    import torch
+
+    from codec.models.image_model import ImageModel
+
+    torch.manual_seed(0)
+    model = ImageModel(channels=24, latent=32, hyper=16, hyper_features=24, slices=(8, 8, 16),
+                       context=8, hidden=16)
+    with torch.no_grad():
+        levels = torch.arange(model.gain.shape[0], dtype=torch.float32).view(-1, 1)
+        model.gain.copy_(2.0 ** (levels / 2) * torch.ones_like(model.gain))
+        model.inverse_gain.copy_(1 / model.gain)
+        for layers in model.parameters_net:
+            layers[-1].conv.bias.zero_()
+    return model
+
+
 @pytest.fixture(scope="session")
 def tables() -> TableSet:
     return gaussian_tables()

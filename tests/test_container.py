@@ -6,7 +6,6 @@ import io
 import struct
 from fractions import Fraction
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -10,14 +10,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import codec
-from codec.bitstream import CodecError, ModelMismatchError, SymbolDecoder
+from codec.bitstream import CodecError, ModelMismatchError
 from codec.cli import main
 from codec.image import decode_image, decode_latents, encode_image, encode_to_bpp, to_rgb
 from codec.models import registry
-from codec.models.image_model import ImageModel
 from codec.models.weights import save_model
 
-from .conftest import ROOT
+from .conftest import ROOT, small_image_model
 
 SAMPLE = ROOT / "testdata" / "sample.png"
 
@@ -25,13 +24,7 @@ SAMPLE = ROOT / "testdata" / "sample.png"
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """A tiny ImageModel with random weights and quality-dependent gains, registered as default."""
-    torch.manual_seed(0)
-    model = ImageModel(channels=24, latent=32, hyper=16, hyper_features=24, slices=(8, 8, 16),
-                       context=8, hidden=16)
-    with torch.no_grad():
-        levels = torch.arange(model.gain.shape[0], dtype=torch.float32).view(-1, 1)
-        model.gain.copy_(2.0 ** (levels / 2) * torch.ones_like(model.gain))
-        model.inverse_gain.copy_(1 / model.gain)
+    model = small_image_model()
     folder = tmp_path_factory.mktemp("weights")
     digest = save_model(model, folder / "small.safetensors", {"note": "random test weights"})
     saved = (dict(registry.MODELS), dict(registry.DEFAULT_MODEL))

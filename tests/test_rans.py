@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import (FormatError, PayloadError, SymbolDecoder, SymbolEncoder, TableSet,
+from codec.bitstream import (FormatError, PayloadError, SymbolDecoder, TableSet,
                              decode_groups, encode_groups, set_num_threads)
 from codec.bitstream.rans import VALUE_LIMIT, get_num_threads
 from codec.bitstream.tables import TOTAL

@@ -15,22 +15,16 @@ from PIL import Image
 import codec.bitstream
 from codec.image import decode_latents, encode_image
 from codec.models import registry
-from codec.models.image_model import ImageModel
 from codec.models.weights import save_model
 
+from .conftest import small_image_model
 from .reference_decoder import ReferenceDecodeError
 from .reference_image import decode_image_latent
 
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ImageModel(channels=24, latent=32, hyper=16, hyper_features=24, slices=(8, 8, 16),
-                       context=8, hidden=16)
-    with torch.no_grad():
-        levels = torch.arange(model.gain.shape[0], dtype=torch.float32).view(-1, 1)
-        model.gain.copy_(2.0 ** (levels / 2) * torch.ones_like(model.gain))
-        model.inverse_gain.copy_(1 / model.gain)
+    model = small_image_model()
     folder = tmp_path_factory.mktemp("weights")
     path = folder / "small.safetensors"
     digest = save_model(model, path)
@@ -89,13 +83,8 @@ def test_reference_latent_equals_library(small_model, files, size, quality):
 def test_reference_latent_equals_library_with_large_values(small_model, tmp_path, boost):
     """The same model with g_a / h_a outputs scaled up (non-zero hyper-latent, escapes) and the
     last parameter layers scaled up (many scale tables, table number clamped at 63)."""
-    torch.manual_seed(0)
-    model = ImageModel(channels=24, latent=32, hyper=16, hyper_features=24, slices=(8, 8, 16),
-                       context=8, hidden=16)
+    model = small_image_model()
     with torch.no_grad():
-        levels = torch.arange(model.gain.shape[0], dtype=torch.float32).view(-1, 1)
-        model.gain.copy_(2.0 ** (levels / 2) * torch.ones_like(model.gain))
-        model.inverse_gain.copy_(1 / model.gain)
         state = model.state_dict()
         state["g_a.6.weight"].mul_(30.0)
         state["h_a.4.weight"].mul_(30.0)

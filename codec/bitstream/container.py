@@ -194,7 +194,7 @@ class ContainerReader:
                                   f"{self.samples}")
             self.samples += segment.sample_count
             if self.samples > MAX_SAMPLES:
-                raise LimitError(f"segments hold more than 2^48 samples")
+                raise LimitError("segments hold more than 2^48 samples")
             known = self.header.geometry.sample_count
             if known is not None and self.samples > known:
                 raise FormatError(f"segments hold more than the {known} samples the header "

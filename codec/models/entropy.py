@@ -28,8 +28,13 @@ _LOG_STEP = (math.log(SCALE_MAX) - math.log(SCALE_MIN)) / (SCALE_LEVELS - 1)
 
 
 def scale_from_code(code: Tensor) -> Tensor:
-    """Scale for a (rounded, clamped) scale code: the table's entry, differentiable in code."""
-    return torch.exp(_LOG_MIN + code.clamp(0, SCALE_LEVELS - 1) * _LOG_STEP)
+    """Scale for a (rounded, clamped) scale code: the table's entry, differentiable in code.
+
+    The clamp passes gradients through (straight-through), so a code that has left the table
+    is still pulled back by the rate instead of sitting at the edge with no gradient.
+    """
+    clamped = code + (code.clamp(0, SCALE_LEVELS - 1) - code).detach()
+    return torch.exp(_LOG_MIN + clamped * _LOG_STEP)
 
 
 def gaussian_likelihood(residual: Tensor, scale: Tensor) -> Tensor:

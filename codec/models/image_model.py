@@ -15,7 +15,6 @@ and ``decode_group(tables) -> values``, and knows nothing of files.
 
 from __future__ import annotations
 
-import math
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -25,7 +24,7 @@ from compressai.layers import GDN
 from torch import Tensor, nn
 
 from .entropy import SCALE_LEVELS, gaussian_likelihood, gaussian_pmfs, scale_from_code
-from .quant import ACTIVATION_MAX, QuantConv2d, integer_conv, ste_round
+from .quant import QuantConv2d, integer_conv, ste_round
 
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.18)
 QUALITY_MIN, QUALITY_MAX = 1.0, float(len(LAMBDAS))
@@ -37,6 +36,7 @@ STRIDE = 64           # images are padded to a multiple of this
 LATENT_STRIDE = 16    # pixels per latent position
 TILE = 48             # latent positions per tile side when transforms are tiled (768 px)
 TILE_MARGIN = 4       # latent positions of context around a tile: beyond both receptive fields
+INITIAL_SCALE_CODE = 24.0  # scale-table index the scale predictions start from (σ ≈ 2)
 
 
 class GroupEncoder(Protocol):
@@ -100,6 +100,10 @@ class ImageModel(nn.Module):
                 QuantConv2d(hidden, hidden, 1, HIDDEN_BITS, HIDDEN_BITS),
                 QuantConv2d(hidden, 2 * size, 1, HIDDEN_BITS, Y_BITS, relu=False,
                             out_limit=INPUT_LIMIT)]))
+            # scale codes start mid-table (σ ≈ 2) rather than at the floor (σ = 0.11), where
+            # large early residuals would fall into the likelihood bound with no gradient
+            with torch.no_grad():
+                self.parameters_net[-1][-1].conv.bias[size:].fill_(INITIAL_SCALE_CODE)
         # gains start on the square-root λ ladder (MSE-optimal step sizes scale as λ^-1/2), so
         # quality controls the rate from the first step; training refines them per channel
         lambdas = torch.tensor(LAMBDAS)

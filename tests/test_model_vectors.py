@@ -1,0 +1,53 @@
+"""Conformance vectors of the shipped image models (testdata/conformance/models.json): the
+library and the independent reference decoder both reproduce each recorded latent exactly, and
+the float reconstruction keeps its recorded quality."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+import codec.bitstream
+from codec.image import decode_image, decode_latents, read_image
+from codec.models import registry
+
+from .conftest import ROOT, VECTORS
+from .reference_image import decode_image_latent
+
+MANIFEST = json.loads((VECTORS / "models.json").read_text())
+VECTOR_NAMES = [entry["file"] for entry in MANIFEST["vectors"]]
+
+
+def entry_of(name: str) -> dict:
+    return next(entry for entry in MANIFEST["vectors"] if entry["file"] == name)
+
+
+def test_every_shipped_image_model_has_vectors():
+    shipped = {info.model_id for info in registry.MODELS.values()
+               if info.media == "image" and info.folder == registry.WEIGHTS_DIR}
+    assert shipped, "no image model is shipped"
+    assert shipped == {entry["model"] for entry in MANIFEST["vectors"]}
+
+
+@pytest.mark.parametrize("name", VECTOR_NAMES)
+def test_model_vector_decodes_to_its_recorded_latent(name):
+    entry = entry_of(name)
+    info = registry.resolve(entry["model"])
+    assert info.sha256 == entry["weights_sha256"], "weights changed: rerun make_model_vectors"
+    data = (VECTORS / name).read_bytes()
+    network, tables = registry.load(info)
+    reader = codec.bitstream.ContainerReader(io.BytesIO(data))
+    library = decode_latents(network, tables, reader.read_all()[0].payload,
+                             reader.header.geometry).numpy()
+    reference = decode_image_latent(data, str(info.path))
+    for latent in (library, reference):
+        assert list(latent.shape) == entry["latent_shape"]
+        assert hashlib.sha256(latent.astype("<i4").tobytes()).hexdigest() == entry["latent_sha256"]
+    decoded = decode_image(data)
+    original = read_image(ROOT / MANIFEST["sample"])
+    mse = np.mean((decoded.astype(np.float64) - original) ** 2)
+    assert abs(10 * np.log10(255.0 ** 2 / mse) - entry["psnr"]) < 0.05
