@@ -77,6 +77,13 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
     return info
 
 
+register(ModelInfo(
+    "image-mref-v1", "image", "image-mref-v1.safetensors",
+    "c4c59a23f11ad5b1ddaff135601d4b645735e5159a9fc5db0539d5cfffdd4359",
+    "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
+    "entropy-parameter path; quality 1-8"))
+
+
 def default_model(media: str) -> ModelInfo:
     model_id = DEFAULT_MODEL.get(media)
     if model_id is None:
