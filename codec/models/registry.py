@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "c4c59a23f11ad5b1ddaff135601d4b645735e5159a9fc5db0539d5cfffdd4359",
+    "7717aee23d77ecd152d59719532278c77e0896debebfb91ba60fc4ccadb3301c",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
