@@ -51,3 +51,20 @@ def test_model_vector_decodes_to_its_recorded_latent(name):
     original = read_image(ROOT / MANIFEST["sample"])
     mse = np.mean((decoded.astype(np.float64) - original) ** 2)
     assert abs(10 * np.log10(255.0 ** 2 / mse) - entry["psnr"]) < 0.05
+
+
+def test_shipped_weights_keep_their_constant_buffers():
+    """fp16 storage must not flush small constants (likelihood bound, GDN pedestal) to zero:
+    training resumed from shipped weights would meet log(0)."""
+    from codec.models.image_model import ImageModel
+    from codec.models.weights import load_model
+
+    for info in registry.MODELS.values():
+        if info.media != "image" or info.folder != registry.WEIGHTS_DIR:
+            continue
+        model, _ = load_model(info.path)
+        fresh = dict(ImageModel(**model.config).named_buffers())
+        for name, buffer in model.named_buffers():
+            assert buffer.dtype == fresh[name].dtype, name
+            if name.endswith(("bound", "pedestal")):
+                assert np.array_equal(buffer.numpy(), fresh[name].numpy()), name

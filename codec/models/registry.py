@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "7717aee23d77ecd152d59719532278c77e0896debebfb91ba60fc4ccadb3301c",
+    "da50038ad91ff0b3055326c88e2991fdaec61b723aa190e6d81ef18b4fc525f4",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 

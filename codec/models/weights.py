@@ -30,13 +30,15 @@ def save_model(model: ImageModel, path: str | Path, card: dict | None = None,
                half: bool = False) -> str:
     """Export ``model`` (config, float weights, integer path, tables); return the file's SHA-256.
 
-    ``half`` stores float tensors as fp16 (only where the caller has measured that it loses
-    nothing); integer tensors are always exact.
+    ``half`` stores float parameters as fp16 (only where the caller has measured that it loses
+    nothing); buffers stay fp32, since some are constants below fp16's range (the likelihood
+    bound 1e-9, GDN's pedestal 2^-36) that fp16 would flush to zero; integers are always exact.
     """
     tensors: dict[str, torch.Tensor] = {}
+    parameters = {name for name, _ in model.named_parameters()}
     for name, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
-        if half and value.is_floating_point():
+        if half and value.is_floating_point() and name in parameters:
             value = value.half()
         tensors[name] = value
     for name, value in model.integer_state().items():
