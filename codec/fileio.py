@@ -9,6 +9,17 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows (threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[BinaryIO]:
     """Write to a temporary file beside ``path`` and move it into place only on success.
@@ -27,6 +38,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     try:
         with os.fdopen(handle, "wb") as stream:
             yield stream
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -93,6 +93,14 @@ def test_atomic_output_refuses_overwrite_and_leaves_no_partial_file(tmp_path):
     assert target.read_bytes() == b"new"
 
 
+def test_atomic_output_gets_the_permissions_a_plain_open_would(tmp_path):
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    with atomic_output(tmp_path / "atomic.bin") as stream:
+        stream.write(b"x")
+    assert (tmp_path / "atomic.bin").stat().st_mode == plain.stat().st_mode
+
+
 def test_api_info_takes_bytes_and_raises_codec_error():
     summary = codec.info(IMAGE.read_bytes())
     assert {"media", "version", "model", "width", "height"} <= set(summary)
