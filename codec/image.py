@@ -103,15 +103,30 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
     if geometry.width * geometry.height > MAX_PIXELS:
         raise LimitError(f"image of {geometry.width}x{geometry.height} pixels is larger than "
                          f"the {MAX_PIXELS} pixels this decoder handles")
+    network, y_grid = _read_latents(reader)
+    x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
+    x_hat = x_hat[0, :, :geometry.height, :geometry.width]
+    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def decode_image_latents(data: bytes) -> torch.Tensor:
+    """The exact decoded latent grid of `.lc` image bytes (int64, 1/16 steps): what conformance
+    vectors record, since it is identical on every machine while the synthesis is float."""
+    reader = ContainerReader(io.BytesIO(bytes(data)))
+    if reader.header.media != Media.IMAGE:
+        raise FormatError(f"this is a {reader.header.media.name.lower()} file, not an image")
+    return _read_latents(reader)[1]
+
+
+def _read_latents(reader: ContainerReader) -> tuple:
+    """(network, decoded latent grid) of the one frame of an image file."""
+    header = reader.header
     info = registry.resolve(header.model, header.weights_digest)
     network, tables = registry.load(info)
     frame = reader.read_all()[0]
     if reader.tables is not None:
         raise FormatError("an image-model file carries no TABL chunk (SPEC.md 8.2)")
-    y_grid = decode_latents(network, tables, frame.payload, header.geometry, reader)
-    x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
-    x_hat = x_hat[0, :, :geometry.height, :geometry.width]
-    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return network, decode_latents(network, tables, frame.payload, header.geometry, reader)
 
 
 def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,

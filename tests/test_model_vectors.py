@@ -5,14 +5,13 @@ the float reconstruction keeps its recorded quality."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 
 import numpy as np
 import pytest
 
-import codec.bitstream
-from codec.image import decode_image, decode_latents, read_image
+from codec.evaluation import psnr
+from codec.image import decode_image, decode_image_latents, read_image
 from codec.models import registry
 
 from .conftest import ROOT, VECTORS
@@ -27,8 +26,7 @@ def entry_of(name: str) -> dict:
 
 
 def test_every_shipped_image_model_has_vectors():
-    shipped = {info.model_id for info in registry.MODELS.values()
-               if info.media == "image" and info.folder == registry.WEIGHTS_DIR}
+    shipped = {info.model_id for info in registry.shipped("image")}
     assert shipped, "no image model is shipped"
     assert shipped == {entry["model"] for entry in MANIFEST["vectors"]}
 
@@ -39,18 +37,13 @@ def test_model_vector_decodes_to_its_recorded_latent(name):
     info = registry.resolve(entry["model"])
     assert info.sha256 == entry["weights_sha256"], "weights changed: rerun make_model_vectors"
     data = (VECTORS / name).read_bytes()
-    network, tables = registry.load(info)
-    reader = codec.bitstream.ContainerReader(io.BytesIO(data))
-    library = decode_latents(network, tables, reader.read_all()[0].payload,
-                             reader.header.geometry).numpy()
+    library = decode_image_latents(data).numpy()
     reference = decode_image_latent(data, str(info.path))
     for latent in (library, reference):
         assert list(latent.shape) == entry["latent_shape"]
         assert hashlib.sha256(latent.astype("<i4").tobytes()).hexdigest() == entry["latent_sha256"]
-    decoded = decode_image(data)
     original = read_image(ROOT / MANIFEST["sample"])
-    mse = np.mean((decoded.astype(np.float64) - original) ** 2)
-    assert abs(10 * np.log10(255.0 ** 2 / mse) - entry["psnr"]) < 0.05
+    assert abs(psnr(original, decode_image(data)) - entry["psnr"]) < 0.05
 
 
 def test_shipped_weights_keep_their_constant_buffers():
@@ -59,9 +52,7 @@ def test_shipped_weights_keep_their_constant_buffers():
     from codec.models.image_model import ImageModel
     from codec.models.weights import load_model
 
-    for info in registry.MODELS.values():
-        if info.media != "image" or info.folder != registry.WEIGHTS_DIR:
-            continue
+    for info in registry.shipped("image"):
         model, _ = load_model(info.path)
         fresh = dict(ImageModel(**model.config).named_buffers())
         for name, buffer in model.named_buffers():

@@ -12,17 +12,14 @@ machine) and the bpp and PSNR of the float reconstruction. Rerun whenever shippe
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-
-import codec.bitstream  # noqa: E402
-from codec.image import decode_image, decode_latents, encode_image, read_image  # noqa: E402
+from codec.evaluation import psnr  # noqa: E402
+from codec.image import decode_image, decode_image_latents, encode_image, read_image  # noqa: E402
 from codec.models import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,31 +28,21 @@ SAMPLE = ROOT / "testdata" / "sample.png"
 QUALITIES = (1.0, 4.0, 8.0)
 
 
-def latent_digest(data: bytes, info: registry.ModelInfo) -> tuple[str, list[int]]:
+def latent_digest(data: bytes) -> tuple[str, list[int]]:
     """SHA-256 of the decoded latent grid as int32 LE, and its shape."""
-    network, tables = registry.load(info)
-    reader = codec.bitstream.ContainerReader(io.BytesIO(data))
-    payload = reader.read_all()[0].payload
-    latent = decode_latents(network, tables, payload, reader.header.geometry).numpy()
+    latent = decode_image_latents(data).numpy()
     return hashlib.sha256(latent.astype("<i4").tobytes()).hexdigest(), list(latent.shape)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
 def main() -> None:
     pixels = read_image(SAMPLE)
     entries = []
-    for info in registry.MODELS.values():
-        if info.media != "image" or Path(info.folder) != registry.WEIGHTS_DIR:
-            continue
+    for info in registry.shipped("image"):
         for quality in QUALITIES:
             data = encode_image(pixels, quality, model=info.model_id)
             name = f"{info.model_id}-q{quality:g}.lc"
             (OUT / name).write_bytes(data)
-            digest, shape = latent_digest(data, info)
+            digest, shape = latent_digest(data)
             entries.append({"file": name, "model": info.model_id, "weights_sha256": info.sha256,
                             "quality": quality, "latent_sha256": digest, "latent_shape": shape,
                             "bpp": len(data) * 8 / (pixels.shape[0] * pixels.shape[1]),

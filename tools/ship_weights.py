@@ -22,16 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from codec.evaluation import psnr  # noqa: E402
 from codec.image import decode_image, encode_image, read_image  # noqa: E402
 from codec.models import registry  # noqa: E402
 from codec.models.weights import card_of, load_model, save_model  # noqa: E402
 
 CHECK_QUALITIES = (1.0, 4.0, 8.0)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
 def measure(path: Path, model_id: str, images: list[np.ndarray]) -> list[tuple[float, float]]:

@@ -84,6 +84,12 @@ register(ModelInfo(
     "entropy-parameter path; quality 1-8"))
 
 
+def shipped(media: str) -> list[ModelInfo]:
+    """The entries whose weights ship in this package (not files registered at run time)."""
+    return [info for info in MODELS.values()
+            if info.media == media and Path(info.folder) == WEIGHTS_DIR]
+
+
 def default_model(media: str) -> ModelInfo:
     model_id = DEFAULT_MODEL.get(media)
     if model_id is None:
