@@ -123,3 +123,11 @@ def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "codec.cli", "info", "--json", str(IMAGE)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and json.loads(result.stdout)["media"] == "image"
+
+
+def test_importing_the_image_model_prints_no_warnings():
+    """Library warnings raised at import time (compressai's torch.jit.script) stay out of
+    every `codec` command's output."""
+    result = subprocess.run([sys.executable, "-c", "import codec.image"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -99,3 +99,16 @@ def test_clear_errors(train_image, data, tmp_path, capsys, argv, message):
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error
     assert not (tmp_path / "ck" / "last.pt").exists()
+
+
+def test_write_holdout_copies_exactly_the_images_training_skips(train_image, data, tmp_path):
+    out = tmp_path / "holdout"
+    assert train_image.main(["--data", str(data), "--holdout", "3", "--checkpoint-dir",
+                             str(tmp_path / "ck"), "--write-holdout", str(out)]) == 0
+    train, holdout = train_image.split_holdout(train_image.find_images([data]), 3)
+    copied = sorted(p.name for p in out.iterdir())
+    assert copied == sorted(p.name for p in holdout) and len(copied) == 3
+    assert not {p.name for p in train} & set(copied)
+    for path in holdout:
+        assert (out / path.name).read_bytes() == path.read_bytes()
+    assert not (tmp_path / "ck").exists()  # nothing trained

@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -95,6 +96,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="quantisation-aware training of the integer entropy path")
     parser.add_argument("--holdout", type=int, default=16,
                         help="images held out of training for evaluation (by name hash)")
+    parser.add_argument("--write-holdout", type=Path, default=None, metavar="DIR",
+                        help="copy the held-out images into DIR and exit, without training "
+                             "(then: codec eval --data DIR)")
     parser.add_argument("--eval-every", type=int, default=2000, help="0: never")
     parser.add_argument("--eval-size", type=int, default=None,
                         help="largest side of the evaluation center crops, multiple of 64 "
@@ -745,10 +749,30 @@ def load_init_quietly(path: Path) -> ImageModel:
         return load_init(path)
 
 
+def write_holdout(args: argparse.Namespace) -> int:
+    """Copy the held-out images into ``args.write_holdout`` (names kept, folders flattened)."""
+    _, holdout_paths = split_holdout(find_images(args.data), args.holdout)
+    names = [path.name for path in holdout_paths]
+    if len(set(names)) != len(names):
+        raise TrainingError("held-out images in different folders share a file name; "
+                            "they cannot be copied into one folder")
+    folder = args.write_holdout
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in holdout_paths:
+        target = folder / path.name
+        if target.exists() and target.read_bytes() != path.read_bytes():
+            raise TrainingError(f"{target} exists with other content; give an empty folder")
+        shutil.copyfile(path, target)
+    print(f"{len(holdout_paths)} held-out images copied to {folder}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
     try:
+        if args.write_holdout is not None:
+            return write_holdout(args)
         return train(args, started)
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

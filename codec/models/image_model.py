@@ -15,13 +15,19 @@ and ``decode_group(tables) -> values``, and knows nothing of files.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol, Sequence
 
 import numpy as np
 import torch
-from compressai.entropy_models import EntropyBottleneck
-from compressai.layers import GDN
 from torch import Tensor, nn
+
+with warnings.catch_warnings():
+    # compressai calls torch.jit.script at import time, which newer torch flags as deprecated;
+    # the warning is theirs, not the user's, so it must not reach every `codec` command.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck
+    from compressai.layers import GDN
 
 from .entropy import SCALE_LEVELS, gaussian_likelihood, gaussian_pmfs, scale_from_code
 from .quant import QuantConv2d, integer_conv, ste_round
