@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "da50038ad91ff0b3055326c88e2991fdaec61b723aa190e6d81ef18b4fc525f4",
+    "deea40aaf498347d3fede54c28fd2429f2969d15d8ca3199e074a0bcb1640c34",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
