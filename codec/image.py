@@ -15,7 +15,7 @@ from .bitstream import (CodecError, ContainerReader, ContainerWriter, FormatErro
                         ImageGeometry, LimitError, Media, PayloadError, SymbolDecoder,
                         SymbolEncoder)
 from .models import registry
-from .models.image_model import QUALITY_MAX, QUALITY_MIN, STRIDE
+from .models.image_model import QUALITY_MAX, QUALITY_MIN, STRIDE, ImageModel
 
 ImageInput = Union[np.ndarray, Image.Image]
 # What this implementation codes in bounded memory (a 8192×8192 round trip stays near 4 GiB);
@@ -96,6 +96,22 @@ class _Encoder:
 def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Decode `.lc` bytes of an image to an H×W×3 uint8 array."""
     reader = ContainerReader(io.BytesIO(bytes(data)))
+    network, y_grid = _read_latents(reader)
+    header = reader.header
+    x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
+    x_hat = x_hat[0, :, :header.geometry.height, :header.geometry.width]
+    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def decode_image_latents(data: bytes) -> torch.Tensor:
+    """The exact decoded latent grid of `.lc` image bytes (int64, 1/16 steps): what conformance
+    vectors record, since it is identical on every machine while the synthesis is float."""
+    return _read_latents(ContainerReader(io.BytesIO(bytes(data))))[1]
+
+
+def _read_latents(reader: ContainerReader) -> tuple[ImageModel, torch.Tensor]:
+    """(network, decoded latent grid) of the one frame of an image file, its size bounded
+    before anything is allocated."""
     header = reader.header
     if header.media != Media.IMAGE:
         raise FormatError(f"this is a {header.media.name.lower()} file, not an image")
@@ -103,30 +119,12 @@ def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> n
     if geometry.width * geometry.height > MAX_PIXELS:
         raise LimitError(f"image of {geometry.width}x{geometry.height} pixels is larger than "
                          f"the {MAX_PIXELS} pixels this decoder handles")
-    network, y_grid = _read_latents(reader)
-    x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
-    x_hat = x_hat[0, :, :geometry.height, :geometry.width]
-    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def decode_image_latents(data: bytes) -> torch.Tensor:
-    """The exact decoded latent grid of `.lc` image bytes (int64, 1/16 steps): what conformance
-    vectors record, since it is identical on every machine while the synthesis is float."""
-    reader = ContainerReader(io.BytesIO(bytes(data)))
-    if reader.header.media != Media.IMAGE:
-        raise FormatError(f"this is a {reader.header.media.name.lower()} file, not an image")
-    return _read_latents(reader)[1]
-
-
-def _read_latents(reader: ContainerReader) -> tuple:
-    """(network, decoded latent grid) of the one frame of an image file."""
-    header = reader.header
     info = registry.resolve(header.model, header.weights_digest)
     network, tables = registry.load(info)
     frame = reader.read_all()[0]
     if reader.tables is not None:
         raise FormatError("an image-model file carries no TABL chunk (SPEC.md 8.2)")
-    return network, decode_latents(network, tables, frame.payload, header.geometry, reader)
+    return network, decode_latents(network, tables, frame.payload, geometry, reader)
 
 
 def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,

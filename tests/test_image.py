@@ -170,3 +170,21 @@ def test_codec_eval_writes_results_with_bd_rates(small_model, tmp_path):
     assert set(document["curves"]) == {"jpeg", "ours"}
     assert len(document["curves"]["ours"]["bpp"]) == 3
     assert (tmp_path / "out" / "rd.png").exists()
+
+
+@pytest.mark.parametrize("decode", ["decode_image", "decode_image_latents"])
+def test_oversized_image_is_refused_before_any_decoding(decode):
+    """Both public decoders bound the size read from the file before allocating for it."""
+    import io
+
+    import codec.image
+    from codec.bitstream import ContainerWriter, Header, ImageGeometry, LimitError
+
+    info = registry.default_model("image")
+    header = Header(ImageGeometry(16384, 8192), info.model_id,
+                    bytes.fromhex(info.sha256)[:8], 4.0)
+    out = io.BytesIO()
+    with ContainerWriter(out, header) as writer:
+        writer.write_frame(b"\0" * 16)
+    with pytest.raises(LimitError, match="larger than"):
+        getattr(codec.image, decode)(out.getvalue())
