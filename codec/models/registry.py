@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "deea40aaf498347d3fede54c28fd2429f2969d15d8ca3199e074a0bcb1640c34",
+    "0958526a4f3f3425db0ba4860d02857c64a197a01be96ec7201811e219b06d9f",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
