@@ -18,7 +18,7 @@ Rerunning the same command resumes; ``--init`` starts from exported ``.safetenso
     torchrun --nproc-per-node 4 tools/train_image.py --data DIR --batch 8        # 4 GPUs (DDP)
     python tools/train_image.py --qat --steps 320000 --lr 1e-5 ...               # QAT stage
 
-On CUDA, and on CPUs with native bf16 (avx512_bf16 or AMX: 1.55x the float32 steps/s measured on
+On CUDA, and on CPUs with native bf16 (avx512_bf16 or AMX: 1.58x the float32 steps/s measured on
 this project's 2-core machine, same loss curve), the analysis and synthesis transforms run under
 bf16 autocast; the layers that touch the latent (the last of g_a, the first of g_s), the
 hyperprior and the whole entropy-parameter path run in float32 (TF32 off), so likelihoods are
