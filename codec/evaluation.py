@@ -325,7 +325,7 @@ def evaluate_folder(folder: str | Path, codecs: Mapping[str, EncodeFn] | None = 
         raise ValueError("no codecs to evaluate")
     ladders = _ladders(codecs, qualities)
     paths = list_images(folder, limit)
-    bar = Progress(len(paths) * sum(len(l) for l in ladders.values())) if progress else None
+    bar = Progress(len(paths) * sum(map(len, ladders.values()))) if progress else None
     records = []
     for path in paths:
         image = load_image(path)

@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import io
 import json
-import math
 import sys
 from fractions import Fraction
 from pathlib import Path

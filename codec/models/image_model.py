@@ -155,8 +155,8 @@ class ImageModel(nn.Module):
         for index, (start, size) in enumerate(zip(self.starts, self.slices)):
             y_slice = y[:, start:start + size]
             base = self._base_inputs(index, features, decoded)
-            mean_a, code_a = self._slice_parameters(index, base, torch.zeros_like(base[:, :1]).expand(
-                -1, self.config["context"], -1, -1))
+            no_context = torch.zeros_like(base[:, :1]).expand(-1, self.config["context"], -1, -1)
+            mean_a, code_a = self._slice_parameters(index, base, no_context)
             anchors = (ste_round(y_slice - mean_a) + mean_a) * mask
             spatial = self.spatial_context[index](anchors)
             mean_n, code_n = self._slice_parameters(index, base, spatial)
