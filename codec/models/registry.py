@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "0958526a4f3f3425db0ba4860d02857c64a197a01be96ec7201811e219b06d9f",
+    "5d3c94f1e3fee2900764246eb88227631337e88a88b37f7e965cbf6378a98b40",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
