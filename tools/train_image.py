@@ -550,11 +550,6 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
             raise TrainingError("this GPU has no bf16; use --precision fp32")
         autocast_transform(model.g_a, torch.bfloat16, fp32_first=False, fp32_last=True)
         autocast_transform(model.g_s, torch.bfloat16, fp32_first=True, fp32_last=False)
-    # channels-last convolutions skip oneDNN's layout reorders (and suit tensor cores on GPUs):
-    # 0.86 vs 0.97 s per step single-threaded on the 2-core CPU, 2.28 vs 2.22 steps/s over whole
-    # two-thread runs; the state dict and exports are unaffected
-    model.g_a.to(memory_format=torch.channels_last)
-    model.g_s.to(memory_format=torch.channels_last)
     if gpu:
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = False  # float32 layers stay float32
@@ -652,7 +647,6 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
             for batch in loader:
                 begin = time.monotonic()
                 x = batch.to(device, non_blocking=True).float().div_(255)
-                x = x.contiguous(memory_format=torch.channels_last)
                 quality = (QUALITY_MIN + (QUALITY_MAX - QUALITY_MIN) * torch.rand(x.shape[0]))
                 quality = quality.to(device)
                 optimizer.zero_grad(set_to_none=True)
