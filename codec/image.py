@@ -15,7 +15,7 @@ from .bitstream import (CodecError, ContainerReader, ContainerWriter, FormatErro
                         ImageGeometry, LimitError, Media, PayloadError, SymbolDecoder,
                         SymbolEncoder)
 from .models import registry
-from .models.image_model import QUALITY_MAX, QUALITY_MIN, STRIDE, ImageModel
+from .models.image_model import LATENT_STRIDE, QUALITY_MAX, QUALITY_MIN, STRIDE, ImageModel
 
 ImageInput = Union[np.ndarray, Image.Image]
 # What this implementation codes in bounded memory (a 8192×8192 round trip stays near 4 GiB);
@@ -45,10 +45,16 @@ def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def latent_side(pixels: int) -> int:
+    """Latent positions coded along an image side: those that cover at least one pixel."""
+    return -(-pixels // LATENT_STRIDE)
+
+
 def _padded_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """The image as a 1×3×H'×W' float tensor, edges replicated up to whole latent positions."""
     height, width = pixels.shape[:2]
     x = torch.tensor(pixels).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-    pad_h, pad_w = -height % STRIDE, -width % STRIDE
+    pad_h, pad_w = -height % LATENT_STRIDE, -width % LATENT_STRIDE
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
@@ -136,8 +142,9 @@ def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,
             raise PayloadError("image payloads carry no side information (SPEC.md 8.2)")
         z_shape = (1, network.config["hyper"], -(-geometry.height // STRIDE),
                    -(-geometry.width // STRIDE))
-        y_grid = network.code_latents(None, torch.zeros(z_shape, dtype=torch.int64),
-                                      decoder=decoder)
+        y_grid = network.code_latents(
+            None, torch.zeros(z_shape, dtype=torch.int64), decoder=decoder,
+            latent_size=(latent_side(geometry.height), latent_side(geometry.width)))
         decoder.finish()
     except CodecError as error:
         raise reader.annotate(error) if reader is not None else error

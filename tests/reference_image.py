@@ -262,7 +262,8 @@ def _table_numbers(c):
 
 
 def decode_image_latent(data: bytes, weights_path: str) -> np.ndarray:
-    """The decoded latent y_hat (1/16 grid) of an image file: int64 (1, C_y, H'/16, W'/16)."""
+    """The decoded latent y_hat (1/16 grid) of an image file: int64 (1, C_y, H/16, W/16),
+    sides rounded up."""
     info = parse_file(data)
     if info["media"] != "image":
         raise ReferenceDecodeError(f"not an image file (media {info['media']})")
@@ -281,9 +282,8 @@ def decode_image_latent(data: bytes, weights_path: str) -> np.ndarray:
     slices = [int(n) for n in config["slices"]]
     context = int(config["context"])
 
-    hp = -(-info["height"] // 64) * 64
-    wp = -(-info["width"] // 64) * 64
-    h64, w64, h16, w16 = hp // 64, wp // 64, hp // 16, wp // 16
+    h64, w64 = -(-info["height"] // 64), -(-info["width"] // 64)     # hyper-latent grid
+    h16, w16 = -(-info["height"] // 16), -(-info["width"] // 16)     # coded latent grid
 
     unit = info["units"][0]
     where = "FRAM coded payload"
@@ -299,8 +299,9 @@ def decode_image_latent(data: bytes, weights_path: str) -> np.ndarray:
     z_tables = np.repeat(HYPER_TABLE_BASE + np.arange(c_z), h64 * w64)
     z_hat = groups.decode_group(z_tables).reshape(1, c_z, h64, w64)
     features = path.hyper_synthesis(z_hat)
-    if features.shape[2:] != (h16, w16):
-        raise ReferenceDecodeError(f"hyper synthesis gives {features.shape}, grid {h16}x{w16}")
+    if features.shape[2:] != (4 * h64, 4 * w64):
+        raise ReferenceDecodeError(f"hyper synthesis gives {features.shape}, z grid {h64}x{w64}")
+    features = features[:, :, :h16, :w16]     # the top-left part covers the coded grid
 
     rows, cols = np.meshgrid(np.arange(h16), np.arange(w16), indexing="ij")
     anchor = (rows + cols) % 2 == 0

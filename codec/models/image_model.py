@@ -21,6 +21,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 with warnings.catch_warnings():
     # compressai calls torch.jit.script at import time, which newer torch flags as deprecated;
@@ -38,8 +39,9 @@ Y_BITS = 4            # decoded latents and means live on a 1/16 grid in the int
 HIDDEN_BITS = 8       # fraction bits of hidden activations
 INPUT_LIMIT = 32767   # integer-path inputs are clamped to ±this many grid steps
 Z_HALF_WIDTH = 64     # factorized-prior tables cover -64..64 around each channel's centre
-STRIDE = 64           # images are padded to a multiple of this
-LATENT_STRIDE = 16    # pixels per latent position
+STRIDE = 64           # pixels per hyper-latent position
+LATENT_STRIDE = 16    # pixels per latent position; images are padded to a multiple of this
+HYPER_STRIDE = STRIDE // LATENT_STRIDE  # latent positions per hyper-latent position
 TILE = 48             # latent positions per tile side when transforms are tiled (768 px)
 TILE_MARGIN = 4       # latent positions of context around a tile: beyond both receptive fields
 INITIAL_SCALE_CODE = 24.0  # scale-table index the scale predictions start from (σ ≈ 2)
@@ -263,31 +265,41 @@ class ImageModel(nn.Module):
     @torch.no_grad()
     def analyse(self, x: Tensor, quality: float,
                 features: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Float analysis: the gained latent y and integer hyper-latent z for images x.
+        """Float analysis: the gained latent y and integer hyper-latent z for images x (sides
+        multiples of 16); y is zero-padded to whole hyper-latent positions for z, as the
+        convolutions pad at the borders of training crops.
 
         ``features`` = ``g_a(x)`` may be passed in when several qualities are tried.
         """
         q = torch.full((x.shape[0],), float(quality), device=x.device)
         features = self.analysis(x) if features is None else features
         y = features * self._interpolate(self.gain, q)
-        z = torch.round(self.h_a(y)).to(torch.int64)
+        pad_h, pad_w = -y.shape[2] % HYPER_STRIDE, -y.shape[3] % HYPER_STRIDE
+        z = torch.round(self.h_a(F.pad(y, (0, pad_w, 0, pad_h)))).to(torch.int64)
         return y, z
 
     @torch.no_grad()
-    def code_latents(self, y: Tensor, z_int: Tensor, coder: GroupEncoder | None = None,
-                     decoder: GroupDecoder | None = None) -> Tensor:
+    def code_latents(self, y: Tensor | None, z_int: Tensor, coder: GroupEncoder | None = None,
+                     decoder: GroupDecoder | None = None,
+                     latent_size: tuple[int, int] | None = None) -> Tensor:
         """Run the integer entropy path over one image, encoding (``coder``, with ``y``) or
         decoding (``decoder``); returns the decoded latent on the 1/16 grid (int64, B=1).
 
-        The same code serves both directions so that they cannot drift apart.
+        The latent grid is ``latent_size`` (decoding) or ``y``'s (encoding): the top-left part
+        of the hyperprior's, so positions that only cover padding are never coded. The same
+        code serves both directions so that they cannot drift apart.
         """
         if decoder is not None:
             z_int = torch.as_tensor(decoder.decode_group(self._z_tables(tuple(z_int.shape))),
                                     dtype=torch.int64).view(z_int.shape)
         else:
             coder.add_group(z_int.cpu().numpy().ravel(), self._z_tables(tuple(z_int.shape)))
+        height, width = latent_size if y is None else y.shape[2:]
         features = self._int_features(z_int)
-        height, width = features.shape[2:]
+        if not (0 < height <= features.shape[2] and 0 < width <= features.shape[3]):
+            raise ValueError(f"latent grid {height}x{width} does not fit the hyperprior's "
+                             f"{features.shape[2]}x{features.shape[3]}")
+        features = features[:, :, :height, :width]
         mask = anchor_mask(height, width, features.device)
         decoded: list[Tensor] = []
         for index, (start, size) in enumerate(zip(self.starts, self.slices)):
