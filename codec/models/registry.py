@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "5d3c94f1e3fee2900764246eb88227631337e88a88b37f7e965cbf6378a98b40",
+    "7235329c656d5f172301681cd5969ba2744ecfbeccbfc50d6058eedca79365cf",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
