@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "7235329c656d5f172301681cd5969ba2744ecfbeccbfc50d6058eedca79365cf",
+    "60e12b074d858a95638995775610a6aecffd6e702d75ecbd1f4f19d81e7aec08",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
