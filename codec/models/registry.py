@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "60e12b074d858a95638995775610a6aecffd6e702d75ecbd1f4f19d81e7aec08",
+    "38d1b80f5b6d07528fd5f5b7b37f27e42d1bdeb56c59d6f32b6fe69d6415ad32",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
