@@ -25,13 +25,19 @@ from codec.image import _padded_tensor, encode_image  # noqa: E402
 from codec.models import registry  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """--weights, and the sample to measure on: the first --limit images of --data at each of
+    --qualities (shared with tools/rate_breakdown.py)."""
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--data", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared/data/images/kodak")
     parser.add_argument("--limit", type=int, default=4)
     parser.add_argument("--qualities", default="1,4,8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_sample_arguments(parser)
     args = parser.parse_args()
 
     info = registry.register_file(args.weights)

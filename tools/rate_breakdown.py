@@ -27,6 +27,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from integer_cost import add_sample_arguments  # noqa: E402  (a sibling script in tools/)
 from codec.evaluation import list_images, load_image  # noqa: E402
 from codec.image import _padded_tensor  # noqa: E402
 from codec.models import registry  # noqa: E402
@@ -49,10 +50,10 @@ def _psnr(squared_error: float, values: int) -> float:
 
 
 @torch.no_grad()
-def y_bits(model: ImageModel, x: Tensor, quality: float, without: str | None = None
-           ) -> tuple[list[tuple[float, float]], Tensor]:
-    """Bits of y per slice as (anchor, non-anchor), with one reference removed if asked; z."""
-    y = model.g_a(x) * model._interpolate(model.gain, torch.tensor([quality]))
+def y_bits(model: ImageModel, y: Tensor, without: str | None = None
+           ) -> tuple[list[tuple[float, float]], Tensor, Tensor]:
+    """Bits of the gained latent y per slice as (anchor, non-anchor), with one reference
+    removed if asked; also z and the decoded y."""
     z = torch.round(model.h_a(y))
     if without == "hyperprior":
         medians = model.entropy_bottleneck._get_medians().view(1, -1, 1, 1)
@@ -75,43 +76,41 @@ def y_bits(model: ImageModel, x: Tensor, quality: float, without: str | None = N
         decoded.append(residual + mean)
         likelihood = gaussian_likelihood(residual, scale_from_code(torch.round(code)))
         bits.append((_bits(likelihood[:, :, mask]), _bits(likelihood[:, :, ~mask])))
-    return bits, z
+    return bits, z, torch.cat(decoded, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=Path, required=True)
-    parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared/data/images/kodak")
-    parser.add_argument("--limit", type=int, default=4)
-    parser.add_argument("--qualities", default="1,4,8")
+    add_sample_arguments(parser)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
     network, _ = registry.load(registry.register_file(args.weights))
     images = [load_image(path) for path in list_images(args.data, args.limit)]
     pixels = sum(image.shape[0] * image.shape[1] for image in images)
+    inputs = [_padded_tensor(image) for image in images]
+    analysed = [network.g_a(x) for x in inputs]  # g_a does not depend on the quality
     print(f"{len(images)} images from {args.data}; bpp summed over them; float entropy path")
     for quality in (float(q) for q in args.qualities.split(",")):
         slices = np.zeros((len(network.slices), 2))
         ablated = dict.fromkeys(ABLATIONS, 0.0)
         z_bits, z_channel_bits = 0.0, 0.0
         coded_error, bound_error = 0.0, 0.0
-        for image in images:
-            x = _padded_tensor(image)
+        q = torch.tensor([quality])
+        gain = network._interpolate(network.gain, q)
+        inverse_gain = network._interpolate(network.inverse_gain, q)
+        for image, x, features in zip(images, inputs, analysed):
             height, width = image.shape[:2]
-            q = torch.tensor([quality])
-            coded_error += _squared_error(network(x, q)["x_hat"], x, height, width)
-            unquantised = network.g_a(x) * network._interpolate(network.gain, q)
-            bound = network.g_s(unquantised * network._interpolate(network.inverse_gain, q))
-            bound_error += _squared_error(bound, x, height, width)
-            bits, z = y_bits(network, x, quality)
+            y = features * gain
+            bits, z, y_hat = y_bits(network, y)
+            coded_error += _squared_error(network.g_s(y_hat * inverse_gain), x, height, width)
+            bound_error += _squared_error(network.g_s(y * inverse_gain), x, height, width)
             slices += np.array(bits)
             _, z_likelihood = network.entropy_bottleneck(z, training=False)
             z_bits += _bits(z_likelihood)
             z_channel_bits = z_channel_bits + (-torch.log2(z_likelihood)).sum((0, 2, 3))
             for name in ABLATIONS:
-                ablated[name] += float(np.sum(y_bits(network, x, quality, without=name)[0]))
+                ablated[name] += float(np.sum(y_bits(network, y, without=name)[0]))
         y_total = slices.sum()
         active = int((z_channel_bits > 0.01 * len(images)).sum())
         print(f"\nq{quality:g}: y {y_total / pixels:.4f} bpp, z {z_bits / pixels:.4f} bpp "
