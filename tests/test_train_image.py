@@ -76,10 +76,12 @@ def test_train_save_resume_exactly_and_init(train_image, data, tmp_path, capsys)
 
     capsys.readouterr()
     if exported.exists():  # codec.models.weights is present: start again from its export
-        assert run(train_image, data, tmp_path / "init", 1, "--init", str(exported), "--qat",
+        assert run(train_image, data, tmp_path / "init", 5, "--init", str(exported), "--qat",
                    "--eval-every", "0") == 0
         assert "init: " in capsys.readouterr().out
-        assert records(tmp_path / "init", "train")[0]["qat"] is True
+        continued = records(tmp_path / "init", "train")
+        assert [r["step"] for r in continued] == [4, 5]  # the export's count goes on
+        assert continued[0]["qat"] is True
 
 
 @pytest.mark.parametrize("argv, message", [

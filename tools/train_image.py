@@ -9,7 +9,8 @@ stage after float training.
 
 The state lives in ``--checkpoint-dir`` (``last.pt``, written atomically every ``--save-every``
 steps, at the end, on SIGTERM/SIGINT and before ``--time-limit`` runs out; ``log.jsonl``).
-Rerunning the same command resumes; ``--init`` starts from exported ``.safetensors`` weights.
+Rerunning the same command resumes; ``--init`` starts from exported ``.safetensors`` weights
+and continues their step count (the card's ``steps``), with a data order of its own.
 ``--steps`` is the total step count to reach, so a resumed run stops where the first would have.
 
     python tools/train_image.py --steps 2000 --batch 8 --time-limit 55           # CPU, 128² crops
@@ -296,9 +297,10 @@ def autocast_transform(sequence: nn.Sequential, dtype: torch.dtype, fp32_first: 
     sequence.forward = forward
 
 
-def load_init(path: Path) -> ImageModel:
-    """A model holding the float weights of an exported ``.safetensors`` file (non-strict);
-    prints what was missing, unexpected or skipped."""
+def load_init(path: Path) -> tuple[ImageModel, int]:
+    """A model holding the float weights of an exported ``.safetensors`` file (non-strict), and
+    the steps its card says they were trained for; prints what was missing, unexpected or
+    skipped."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -318,8 +320,9 @@ def load_init(path: Path) -> ImageModel:
              if k not in derived and k not in mismatched}
     result = model.load_state_dict(state, strict=False)
     card = json.loads(metadata.get("card", "{}") or "{}")
+    steps = int(card.get("steps", card.get("step", 0)) or 0)
     print(f"init: {path}: {len(state) - len(result.unexpected_keys)} tensors loaded"
-          + (f" (card: step {card['step']})" if "step" in card else ""), flush=True)
+          + (f"; continuing from step {steps}" if steps else ""), flush=True)
     for label, keys in (("missing", result.missing_keys),
                         ("unexpected", result.unexpected_keys),
                         ("skipped, shape differs", mismatched)):
@@ -329,7 +332,7 @@ def load_init(path: Path) -> ImageModel:
     if derived:
         print(f"init: ignored {len(derived)} derived tensors (integer path, tables); export "
               f"recomputes them", flush=True)
-    return model
+    return model, steps
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -531,13 +534,15 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
     checkpoint = load_checkpoint(last_path) if last_path.exists() else None
 
     torch.manual_seed(args.seed)  # identical initial weights in every process
+    init_step = 0
     if checkpoint is not None:
         model = ImageModel(**checkpoint["config"])
         model.load_state_dict(checkpoint["model"])
         if args.init is not None:
             say(f"resuming from {last_path}; --init {args.init} ignored")
     elif args.init is not None:
-        model = load_init(args.init) if main_process else load_init_quietly(args.init)
+        model, init_step = (load_init(args.init) if main_process
+                            else load_init_quietly(args.init))
     else:
         model = ImageModel()
     model.set_quantised(args.qat)
@@ -558,7 +563,9 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
     main_params, aux_params = split_parameters(model)
     optimizer = torch.optim.Adam(main_params, lr=args.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=args.aux_lr)
-    step, epoch, batch_in_epoch, last_eval = 0, 0, 0, None
+    # From exported weights the count goes on, and the epoch number (the sampler's seed) starts
+    # there too, so a session started with --init does not replay the previous one's crops.
+    step, epoch, batch_in_epoch, last_eval = init_step, init_step, 0, None
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         aux_optimizer.load_state_dict(checkpoint["aux_optimizer"])
@@ -576,7 +583,7 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
         say(f"resuming {last_path} at step {step}"
             + "".join(f"; {k} {old} -> {new}" for k, (old, new) in changed.items()))
     else:
-        torch.manual_seed(args.seed * 7919 + rank * 104_729)
+        torch.manual_seed(args.seed * 7919 + rank * 104_729 + step)
     for group in optimizer.param_groups:
         group["lr"] = args.lr
     for group in aux_optimizer.param_groups:
@@ -753,7 +760,7 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
     return 0
 
 
-def load_init_quietly(path: Path) -> ImageModel:
+def load_init_quietly(path: Path) -> tuple[ImageModel, int]:
     """``load_init`` without its report (non-zero ranks)."""
     import contextlib
     import io
