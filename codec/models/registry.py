@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "38d1b80f5b6d07528fd5f5b7b37f27e42d1bdeb56c59d6f32b6fe69d6415ad32",
+    "c56ec5d99f827e5d3c2578f5716cf2b24bd8a7f8efebd167a2cf89859a92112e",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
