@@ -50,15 +50,15 @@ def _psnr(squared_error: float, values: int) -> float:
 
 
 @torch.no_grad()
-def y_bits(model: ImageModel, y: Tensor, without: str | None = None
-           ) -> tuple[list[tuple[float, float]], Tensor, Tensor]:
-    """Bits of the gained latent y per slice as (anchor, non-anchor), with one reference
-    removed if asked; also z and the decoded y."""
-    z = torch.round(model.h_a(y))
+def y_bits(model: ImageModel, y: Tensor, z: Tensor, without: str | None = None
+           ) -> tuple[list[tuple[float, float]], Tensor]:
+    """Bits of the gained latent y per slice as (anchor, non-anchor), given its hyper-latent z
+    (``ImageModel.analyse``), with one reference removed if asked; also the decoded y."""
     if without == "hyperprior":
         medians = model.entropy_bottleneck._get_medians().view(1, -1, 1, 1)
         z = torch.round(medians).expand_as(z)
-    features = model._hyper_synthesis(z)
+    # z covers whole hyper-latent positions; keep the part over y's grid, as coding does
+    features = model._hyper_synthesis(z)[:, :, :y.shape[2], :y.shape[3]]
     mask = anchor_mask(y.shape[2], y.shape[3])
     decoded, bits = [], []
     for index, (start, size) in enumerate(zip(model.starts, model.slices)):
@@ -76,7 +76,7 @@ def y_bits(model: ImageModel, y: Tensor, without: str | None = None
         decoded.append(residual + mean)
         likelihood = gaussian_likelihood(residual, scale_from_code(torch.round(code)))
         bits.append((_bits(likelihood[:, :, mask]), _bits(likelihood[:, :, ~mask])))
-    return bits, z, torch.cat(decoded, 1)
+    return bits, torch.cat(decoded, 1)
 
 
 def main() -> None:
@@ -96,13 +96,12 @@ def main() -> None:
         ablated = dict.fromkeys(ABLATIONS, 0.0)
         z_bits, z_channel_bits = 0.0, 0.0
         coded_error, bound_error = 0.0, 0.0
-        q = torch.tensor([quality])
-        gain = network._interpolate(network.gain, q)
-        inverse_gain = network._interpolate(network.inverse_gain, q)
+        inverse_gain = network._interpolate(network.inverse_gain, torch.tensor([quality]))
         for image, x, features in zip(images, inputs, analysed):
             height, width = image.shape[:2]
-            y = features * gain
-            bits, z, y_hat = y_bits(network, y)
+            y, z = network.analyse(x, quality, features)
+            z = z.float()
+            bits, y_hat = y_bits(network, y, z)
             coded_error += _squared_error(network.g_s(y_hat * inverse_gain), x, height, width)
             bound_error += _squared_error(network.g_s(y * inverse_gain), x, height, width)
             slices += np.array(bits)
@@ -110,7 +109,7 @@ def main() -> None:
             z_bits += _bits(z_likelihood)
             z_channel_bits = z_channel_bits + (-torch.log2(z_likelihood)).sum((0, 2, 3))
             for name in ABLATIONS:
-                ablated[name] += float(np.sum(y_bits(network, y, without=name)[0]))
+                ablated[name] += float(np.sum(y_bits(network, y, z, without=name)[0]))
         y_total = slices.sum()
         active = int((z_channel_bits > 0.01 * len(images)).sum())
         print(f"\nq{quality:g}: y {y_total / pixels:.4f} bpp, z {z_bits / pixels:.4f} bpp "
