@@ -61,7 +61,7 @@ def _padded_tensor(pixels: np.ndarray) -> torch.Tensor:
 def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = None) -> bytes:
     """Compress an image (H×W×3 uint8 array or PIL image) to `.lc` bytes.
 
-    ``quality`` runs continuously from 1 (0.26 bpp on Kodak) to 8 (1.72 bpp).
+    ``quality`` runs continuously from 1 (0.26 bpp on Kodak) to 8 (1.71 bpp).
     """
     return _Encoder(to_rgb(image), model).encode(quality)
 

@@ -89,6 +89,7 @@ def test_train_save_resume_exactly_and_init(train_image, data, tmp_path, capsys)
     (["--data", "MISSING"], "does not exist"),
     (["--data", "EMPTY"], "no .png/.jpg images found"),
     (["--holdout", "8"], "leaves no training images"),
+    (["--rate-balance", "1.5"], "--rate-balance must be in [0, 1]"),
 ])
 def test_clear_errors(train_image, data, tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()
@@ -101,6 +102,16 @@ def test_clear_errors(train_image, data, tmp_path, capsys, argv, message):
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error
     assert not (tmp_path / "ck" / "last.pt").exists()
+
+
+def test_rate_balance_weights_lift_the_low_qualities(train_image):
+    import torch
+    quality = torch.tensor([1.0, 2.0, 4.5, 8.0])
+    assert torch.equal(train_image.balance_weights(quality, 0.0), torch.ones(4))
+    weights = train_image.balance_weights(quality, 0.5)
+    assert weights[0] == 1 and bool((weights[1:] < weights[:-1]).all())
+    # λ spans 0.0018 .. 0.18 over the ladder: α = 0.5 gives the top sqrt(1/100) of the bottom
+    assert math.isclose(float(weights[-1]), 0.1, rel_tol=1e-5)
 
 
 def test_write_holdout_copies_exactly_the_images_training_skips(train_image, data, tmp_path):

@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "c56ec5d99f827e5d3c2578f5716cf2b24bd8a7f8efebd167a2cf89859a92112e",
+    "41507702089ee654bab900f4f824c537e4b2564e5f9132033367debf834f2968",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
