@@ -12,23 +12,15 @@ This measures it on training crops, per quality, for the plain loss and for
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))  # tools/ is not a package
 
 import torch  # noqa: E402
-
-
-def load_train_image():
-    """tools/train_image.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("train_image", ROOT / "tools" / "train_image.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import train_image  # noqa: E402
 
 
 def group_of(name: str) -> str:
@@ -54,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="α of the weighted column (train_image.py --rate-balance)")
     args = parser.parse_args(argv)
 
-    train_image = load_train_image()
     torch.manual_seed(0)
     model, step = train_image.load_init_quietly(args.weights)
     model.train()
