@@ -58,6 +58,27 @@ def info(file: Path, as_json: bool) -> None:
         click.echo(f"  {key:<20} {value}")
 
 
+class _StepCounter:
+    """Refinement progress on stderr, redrawn in place on a terminal; each run of ``steps``
+    calls is one encoding (``--target-bpp`` tries several qualities)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps, self.calls = steps, 0
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, count: int) -> None:
+        self.calls += count
+        if self.live:
+            attempt, step = divmod(self.calls - 1, self.steps)
+            label = f" (try {attempt + 1})" if attempt else ""
+            click.echo(f"\rrefining latents{label}: step {step + 1}/{self.steps}", nl=False,
+                       err=True)
+
+    def close(self) -> None:
+        if self.live and self.calls:
+            click.echo(err=True)
+
+
 def _headline(summary: dict) -> str:
     media = summary["media"]
     if media == "image":
@@ -78,16 +99,27 @@ def _headline(summary: dict) -> str:
                    "fractions allowed.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
               help="Aim at this many bits per pixel (within 5%) instead of a quality.")
+@click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True,
+              metavar="STEPS",
+              help="Images: search the latents with STEPS gradient steps before coding, for a "
+                   "smaller file at the same quality (40 steps: about 5% smaller on Kodak). "
+                   "Slow: about 1 s a step for 768x512 on 2 CPU cores. Any decoder reads "
+                   "the result.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def encode(input: Path, output: Path, quality: float, target_bpp: float | None,
+def encode(input: Path, output: Path, quality: float, target_bpp: float | None, refine: int,
            overwrite: bool) -> None:
     """Compress INPUT (an image, video or audio file) into OUTPUT."""
+    progress = _StepCounter(refine) if refine else None
     try:
         media = media_of_input(input)
+        extra = {"refine_steps": refine, "progress": progress} if refine else {}
         summary = encoder_for(media)(input, output, quality=quality, target_bpp=target_bpp,
-                                     overwrite=overwrite)
+                                     overwrite=overwrite, **extra)
     except (CodecError, OSError, ValueError) as error:
         raise _fail(error)
+    finally:
+        if progress is not None:
+            progress.close()
     click.echo(f"{output}: {summary['bytes']} bytes, {summary['bits_per_pixel']:.4f} bpp at "
                f"quality {summary['quality']:g}", err=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -16,11 +16,15 @@ from .bitstream import (CodecError, ContainerReader, ContainerWriter, FormatErro
                         SymbolEncoder)
 from .models import registry
 from .models.image_model import LATENT_STRIDE, QUALITY_MAX, QUALITY_MIN, STRIDE, ImageModel
+from .models.refine import refine_latents
 
 ImageInput = Union[np.ndarray, Image.Image]
 # What this implementation codes in bounded memory (a 8192×8192 round trip stays near 4 GiB);
 # the format allows more, and a decoder refuses such files before allocating for them.
 MAX_PIXELS = 1 << 26
+# Refinement keeps the entropy model's activations for its backward pass (the synthesis runs in
+# tiles): a 2048×2048 refinement peaks at 3.5 GiB.
+MAX_REFINE_PIXELS = 1 << 22
 
 
 def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
@@ -58,12 +62,17 @@ def _padded_tensor(pixels: np.ndarray) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
-def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = None) -> bytes:
+def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = None,
+                 refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
     """Compress an image (H×W×3 uint8 array or PIL image) to `.lc` bytes.
 
     ``quality`` runs continuously from 1 (0.26 bpp on Kodak) to 8 (1.71 bpp).
+    ``refine_steps`` > 0 searches the latents for that many gradient steps
+    (:mod:`codec.models.refine`): a smaller file at the same quality, any decoder reads it;
+    each step costs about a synthesis forward and backward pass. ``progress`` is called with 1
+    after each step.
     """
-    return _Encoder(to_rgb(image), model).encode(quality)
+    return _Encoder(to_rgb(image), model).encode(quality, refine_steps, progress)
 
 
 class _Encoder:
@@ -79,18 +88,28 @@ class _Encoder:
         self.x = _padded_tensor(pixels)
         self._features: torch.Tensor | None = None
 
-    def encode(self, quality: float) -> bytes:
+    def encode(self, quality: float, refine_steps: int = 0,
+               progress: Callable[[int], None] | None = None) -> bytes:
         if not QUALITY_MIN <= quality <= QUALITY_MAX:
             raise ValueError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, "
                              f"got {quality}")
+        if refine_steps < 0:
+            raise ValueError(f"refine steps must be 0 or more, got {refine_steps}")
+        height, width = self.pixels.shape[:2]
+        if refine_steps and height * width > MAX_REFINE_PIXELS:
+            raise ValueError(f"refinement is limited to images of {MAX_REFINE_PIXELS} pixels "
+                             f"(its memory grows with the image); this one has {width}x{height}: "
+                             "encode it without refinement")
         quality = round(quality * 1000) / 1000  # the header's precision, so both sides agree
         if self._features is None:
             with torch.no_grad():
                 self._features = self.network.analysis(self.x)
         y, z = self.network.analyse(self.x, quality, self._features)
+        if refine_steps:
+            y, z = refine_latents(self.network, self.x, y, quality, refine_steps,
+                                  (height, width), progress)
         encoder = SymbolEncoder(self.tables)
         self.network.code_latents(y, z, coder=encoder)
-        height, width = self.pixels.shape[:2]
         header = Header(ImageGeometry(width, height), self.info.model_id, self.info.digest,
                         quality)
         out = io.BytesIO()
@@ -162,15 +181,17 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
 
 
 def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: float = 4.0,
-                target_bpp: float | None = None, overwrite: bool = False) -> dict:
+                target_bpp: float | None = None, overwrite: bool = False,
+                refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> dict:
     """Encode an image file to a `.lc` file (atomically); returns a summary for the CLI."""
     from .fileio import atomic_output
 
     pixels = read_image(source)
     if target_bpp is not None:
-        data, quality = encode_to_bpp(pixels, target_bpp)
+        data, quality = encode_to_bpp(pixels, target_bpp, refine_steps=refine_steps,
+                                      progress=progress)
     else:
-        data = encode_image(pixels, quality)
+        data = encode_image(pixels, quality, refine_steps=refine_steps, progress=progress)
     with atomic_output(output, overwrite) as stream:
         stream.write(data)
     height, width = pixels.shape[:2]
@@ -197,9 +218,11 @@ def decode_file(source: Union[str, Path], output: Union[str, Path], *,
 
 
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05,
-                  model: str | None = None) -> tuple[bytes, float]:
+                  model: str | None = None, refine_steps: int = 0,
+                  progress: Callable[[int], None] | None = None) -> tuple[bytes, float]:
     """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
-    rate grows with quality). Returns the closest file found and its quality."""
+    rate grows with quality). Returns the closest file found and its quality. With
+    ``refine_steps``, every try is refined, since refinement lowers the rate."""
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
@@ -208,7 +231,7 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
     best: tuple[float, bytes, float] | None = None
     for _ in range(12):
         quality = round((low + high) / 2, 3)
-        data = encoder.encode(quality)
+        data = encoder.encode(quality, refine_steps, progress)
         bpp = 8 * len(data) / pixel_count
         error = abs(bpp - target_bpp) / target_bpp
         if best is None or error < best[0]:

@@ -16,7 +16,7 @@ and ``decode_group(tables) -> values``, and knows nothing of files.
 from __future__ import annotations
 
 import warnings
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -152,6 +152,25 @@ class ImageModel(nn.Module):
         z = self.h_a(y)
         _, z_likelihoods = self.entropy_bottleneck(z)
         features = self._hyper_synthesis(ste_round(z))
+
+        def quantise(residual: Tensor) -> tuple[Tensor, Tensor]:
+            if self.training:
+                noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+                return ste_round(residual), noisy
+            rounded = torch.round(residual)  # the coded symbol, so eval bpp is the real rate
+            return ste_round(residual), rounded
+
+        y_hat, y_likelihoods = self.slice_pass(y, features, quantise)
+        x_hat = self.g_s(y_hat * self._interpolate(self.inverse_gain, quality))
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def slice_pass(self, y: Tensor, features: Tensor,
+                   quantise: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        """The float entropy model over y in coding order: (ŷ, likelihoods of y's symbols).
+
+        ``quantise(residual)`` gives the residual from the predicted mean as decoded and as
+        rated (training: rounded and noisy); anchors always see rounded values, as in coding.
+        """
         mask = anchor_mask(y.shape[2], y.shape[3], y.device)
         decoded, likelihoods = [], []
         for index, (start, size) in enumerate(zip(self.starts, self.slices)):
@@ -164,17 +183,10 @@ class ImageModel(nn.Module):
             mean_n, code_n = self._slice_parameters(index, base, spatial)
             mean = torch.where(mask, mean_a, mean_n)
             code = torch.where(mask, code_a, code_n)
-            decoded.append(ste_round(y_slice - mean) + mean)
-            residual = y_slice - mean
-            if self.training:
-                residual = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
-            else:
-                residual = torch.round(residual)  # the coded symbol, so eval bpp is the real rate
-            likelihoods.append(gaussian_likelihood(residual, scale_from_code(ste_round(code))))
-        y_hat = torch.cat(decoded, dim=1)
-        x_hat = self.g_s(y_hat * self._interpolate(self.inverse_gain, quality))
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, 1),
-                                                "z": z_likelihoods}}
+            as_decoded, as_rated = quantise(y_slice - mean)
+            decoded.append(as_decoded + mean)
+            likelihoods.append(gaussian_likelihood(as_rated, scale_from_code(ste_round(code))))
+        return torch.cat(decoded, dim=1), torch.cat(likelihoods, 1)
 
     def _hyper_synthesis(self, z_hat: Tensor) -> Tensor:
         features = z_hat

@@ -69,6 +69,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Im
                               if k.startswith(INTEGER_PREFIX)})
     tables = {k[len(TABLE_PREFIX):]: v.numpy() for k, v in tensors.items()
               if k.startswith(TABLE_PREFIX)}
+    # the float forward of an exported model is the fake-quantised one, which mirrors its
+    # integer path: what encoder-side refinement (models/refine.py) differentiates through
+    model.set_quantised(True)
     return model.to(device).eval(), tables
 
 
