@@ -102,9 +102,9 @@ def _headline(summary: dict) -> str:
 @click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True,
               metavar="STEPS",
               help="Images: search the latents with STEPS gradient steps before coding, for a "
-                   "smaller file at the same quality (40 steps: about 5% smaller on Kodak). "
-                   "Slow: about 1 s a step for 768x512 on 2 CPU cores. Any decoder reads "
-                   "the result.")
+                   "smaller file at the same quality (32 steps: 5.8% fewer bits on Kodak at "
+                   "equal PSNR). Slow: about 0.9 s a step for 768x512 on 2 CPU cores. Any "
+                   "decoder reads the result.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def encode(input: Path, output: Path, quality: float, target_bpp: float | None, refine: int,
            overwrite: bool) -> None:

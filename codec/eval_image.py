@@ -51,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="comma-separated qualities for --ours")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="also measure ours with encoder-side latent refinement of STEPS "
-                             "gradient steps (curve 'ours-refineSTEPS'; ~1 s a step for a "
+                             "gradient steps (curve 'ours-refineSTEPS'; ~0.9 s a step for a "
                              "768x512 image on 2 CPU cores)")
     return parser.parse_args(argv)
 
