@@ -14,7 +14,7 @@ from codec.cli import main
 from codec.image import _padded_tensor, encode_image
 from codec.models import registry
 from codec.models.image_model import ImageModel
-from codec.models.refine import coded_rate, rd_cost, refine_latents, synthesis_error
+from codec.models.refine import coded_rate, refine_latents, synthesis_error
 
 from .conftest import ROOT
 
@@ -64,7 +64,6 @@ def test_surrogate_rate_matches_the_coded_rate(shipped, crop):
         bits, _ = coded_rate(shipped, y, z.float(), 4.0)
     payload_bits = 8 * len(encode_image(crop, 4.0))
     assert abs(float(bits) - payload_bits) < 0.02 * payload_bits + 8 * 200  # header, chunks
-    assert rd_cost(shipped, x, y, z.float(), 4.0, crop.shape[:2]) > 0
 
 
 def test_tiled_synthesis_gradient_is_the_whole_images(shipped):

@@ -367,16 +367,23 @@ def _tiled(transform: nn.Module, x: Tensor, factor: int, up: bool) -> Tensor:
     scale = factor if up else 1           # output units per latent position
     source = 1 if up else factor          # input units per latent position
     out = None
+    for (top, bottom, left, right), (t0, t1, l0, l1) in tiles(latent_h, latent_w):
+        piece = transform(x[:, :, t0 * source:t1 * source, l0 * source:l1 * source])
+        if out is None:
+            out = piece.new_empty(piece.shape[0], piece.shape[1], latent_h * scale,
+                                  latent_w * scale)
+        out[:, :, top * scale:bottom * scale, left * scale:right * scale] = piece[
+            :, :, (top - t0) * scale:(bottom - t0) * scale,
+            (left - l0) * scale:(right - l0) * scale]
+    return out
+
+
+def tiles(latent_h: int, latent_w: int):
+    """Tiles of a latent grid: ((top, bottom, left, right), (t0, t1, l0, l1)) per tile, the
+    second box being the tile with TILE_MARGIN positions of context, clipped to the grid."""
     for top in range(0, latent_h, TILE):
         for left in range(0, latent_w, TILE):
             bottom, right = min(top + TILE, latent_h), min(left + TILE, latent_w)
-            t0, l0 = max(top - TILE_MARGIN, 0), max(left - TILE_MARGIN, 0)
-            t1, l1 = min(bottom + TILE_MARGIN, latent_h), min(right + TILE_MARGIN, latent_w)
-            piece = transform(x[:, :, t0 * source:t1 * source, l0 * source:l1 * source])
-            if out is None:
-                out = piece.new_empty(piece.shape[0], piece.shape[1], latent_h * scale,
-                                      latent_w * scale)
-            out[:, :, top * scale:bottom * scale, left * scale:right * scale] = piece[
-                :, :, (top - t0) * scale:(bottom - t0) * scale,
-                (left - l0) * scale:(right - l0) * scale]
-    return out
+            yield ((top, bottom, left, right),
+                   (max(top - TILE_MARGIN, 0), min(bottom + TILE_MARGIN, latent_h),
+                    max(left - TILE_MARGIN, 0), min(right + TILE_MARGIN, latent_w)))

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .image_model import HYPER_STRIDE, LATENT_STRIDE, TILE, TILE_MARGIN, ImageModel
+from .image_model import HYPER_STRIDE, LATENT_STRIDE, ImageModel, tiles
 from .quant import ste_round
 
 LEARNING_RATE = 0.01   # Adam step on latents whose quantisation step is 1; 0.02 diverges
@@ -74,36 +74,20 @@ def synthesis_error(model: ImageModel, y_synthesis: Tensor, x: Tensor, size: tup
     height, width = size
     latent_h, latent_w = y_synthesis.shape[2:]
     total = 0.0
-    for top in range(0, latent_h, TILE):
-        for left in range(0, latent_w, TILE):
-            bottom, right = min(top + TILE, latent_h), min(left + TILE, latent_w)
-            t0, l0 = max(top - TILE_MARGIN, 0), max(left - TILE_MARGIN, 0)
-            t1, l1 = min(bottom + TILE_MARGIN, latent_h), min(right + TILE_MARGIN, latent_w)
-            rows = slice(top * LATENT_STRIDE, min(bottom * LATENT_STRIDE, height))
-            cols = slice(left * LATENT_STRIDE, min(right * LATENT_STRIDE, width))
-            if rows.start >= rows.stop or cols.start >= cols.stop:
-                continue
-            with torch.set_grad_enabled(backward):
-                piece = model.g_s(y_synthesis[:, :, t0:t1, l0:l1])
-                piece = piece[:, :, rows.start - t0 * LATENT_STRIDE:rows.stop - t0 * LATENT_STRIDE,
-                              cols.start - l0 * LATENT_STRIDE:cols.stop - l0 * LATENT_STRIDE]
-                error = (piece - x[:, :, rows, cols]).square().sum()
-            if backward:
-                error.backward(inputs=[y_synthesis])
-            total += float(error.detach())
+    for (top, bottom, left, right), (t0, t1, l0, l1) in tiles(latent_h, latent_w):
+        rows = slice(top * LATENT_STRIDE, min(bottom * LATENT_STRIDE, height))
+        cols = slice(left * LATENT_STRIDE, min(right * LATENT_STRIDE, width))
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            continue
+        with torch.set_grad_enabled(backward):
+            piece = model.g_s(y_synthesis[:, :, t0:t1, l0:l1])
+            piece = piece[:, :, rows.start - t0 * LATENT_STRIDE:rows.stop - t0 * LATENT_STRIDE,
+                          cols.start - l0 * LATENT_STRIDE:cols.stop - l0 * LATENT_STRIDE]
+            error = (piece - x[:, :, rows, cols]).square().sum()
+        if backward:
+            error.backward(inputs=[y_synthesis])
+        total += float(error.detach())
     return total
-
-
-@torch.no_grad()
-def rd_cost(model: ImageModel, x: Tensor, y: Tensor, z: Tensor, quality: float,
-            size: tuple[int, int] | None = None) -> float:
-    """λ·255²·MSE + bits per pixel of coding (y, z) for the padded image x, whose top-left
-    ``size`` (height, width) is the real image: the cost refinement lowers."""
-    height, width = size or (x.shape[2], x.shape[3])
-    bits, y_synthesis = coded_rate(model, y, z, quality)
-    error = synthesis_error(model, y_synthesis, x, (height, width))
-    pixels = height * width
-    return _lmbda(quality) * 255 ** 2 * error / (3 * pixels) + float(bits) / pixels
 
 
 def _lmbda(quality: float) -> float:
@@ -115,9 +99,9 @@ def refine_latents(model: ImageModel, x: Tensor, y: Tensor, quality: float, step
                    progress: Callable[[int], None] | None = None) -> tuple[Tensor, Tensor]:
     """Refined (y, integer z) for the padded image x (1×3×H×W) from the analysis guess y.
 
-    ``steps`` iterations of Adam on :func:`rd_cost`, the temperature falling linearly to 0;
-    ``size`` is the real image's (height, width) inside x (default: all of x); ``progress`` is
-    called with 1 after every step. The model's own parameters are read, never changed.
+    ``steps`` iterations of Adam on λ·255²·MSE + bits per pixel, the temperature falling
+    linearly to 0; ``size`` is the real image's (height, width) inside x (default: all of x);
+    ``progress`` is called with 1 after every step. The model's parameters are only read.
     """
     height, width = size or (x.shape[2], x.shape[3])
     pixels = height * width
