@@ -115,13 +115,19 @@ def fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
-def print_points(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
-    """Table of mean bpp and PSNR for every codec and quality."""
+def print_points(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                 summary: Mapping[str, Any]) -> None:
+    """Table of mean bpp and PSNR for every codec and quality, with each point's rate against
+    the reference's at the same PSNR (where along the curve a codec gains or loses)."""
     width = max([8, *map(len, curves)])
-    print(f"{'codec':<{width}} {'quality':>8} {'bpp':>8} {'PSNR dB':>8}")
+    column = f"vs {summary['reference']} %"
+    print(f"{'codec':<{width}} {'quality':>8} {'bpp':>8} {'PSNR dB':>8} {column:>12}")
     for name, curve in curves.items():
-        for quality, bpp, psnr in zip(curve["quality"], curve["bpp"], curve["psnr"]):
-            print(f"{name:<{width}} {quality!s:>8} {bpp:8.4f} {psnr:8.3f}")
+        against = summary["points_vs_reference"][name]
+        for quality, bpp, psnr, rate in zip(curve["quality"], curve["bpp"], curve["psnr"],
+                                            against):
+            print(f"{name:<{width}} {quality!s:>8} {bpp:8.4f} {psnr:8.3f} "
+                  f"{fmt(rate, '+.1f'):>12}")
 
 
 def print_matrix(title: str, table: Mapping[str, Mapping[str, float]], anchors: list[str],
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "versions": versions(), "curves": results["curves"], "published": published,
                 "report": summary, "records": results["records"]}
     (args.out / "results.json").write_text(json.dumps(evaluation.json_safe(document), indent=1))
-    print_points(results["curves"])
+    print_points(results["curves"], summary)
     print_report(summary, list(results["curves"]), list(published))
     print(f"\n{len(results['images'])} images, {wall:.0f} s; wrote {args.out / 'results.json'} "
           f"and {args.out / 'rd.png'}")

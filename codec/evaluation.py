@@ -185,6 +185,22 @@ def bd_rate(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float],
     return (math.exp(delta) - 1.0) * 100.0
 
 
+def rate_at_equal_psnr(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float],
+                       test_bpp: Sequence[float], test_psnr: Sequence[float]) -> list[float]:
+    """For each test point, its rate against the anchor's at the same PSNR, in percent.
+
+    The anchor's log rate is interpolated as a monotone cubic (pchip) function of PSNR, as in
+    :func:`bd_rate`; NaN for points outside the anchor's PSNR range. Where BD-rate gives one
+    average, this shows where along the curve a codec gains or loses.
+    """
+    psnr_a, log_a = _sorted_by(*_curve_arrays(anchor_bpp, anchor_psnr, "anchor", 2)[::-1],
+                               "anchor")
+    log_t, psnr_t = _curve_arrays(test_bpp, test_psnr, "test", 1)
+    anchor_log = PchipInterpolator(psnr_a, log_a, extrapolate=False)(psnr_t)
+    return [(math.exp(t - a) - 1.0) * 100.0 if math.isfinite(a) else math.nan
+            for t, a in zip(log_t.tolist(), anchor_log.tolist())]
+
+
 def bd_psnr(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float],
             test_bpp: Sequence[float], test_psnr: Sequence[float],
             method: str = "pchip") -> float:
@@ -368,7 +384,9 @@ def report(curves: Mapping[str, Mapping[str, Sequence[float]]], reference: str =
     against each published curve.
 
     Returns ``{"reference", "method", "vs_reference": {curve: BD-rate}, "bd_rate": {anchor:
-    {curve: percent}}, "bd_psnr": {anchor: {curve: dB}}}``; NaN where curves do not overlap.
+    {curve: percent}}, "bd_psnr": {anchor: {curve: dB}}, "points_vs_reference": {measured
+    curve: [percent per point]}}`` (:func:`rate_at_equal_psnr`); NaN where curves do not
+    overlap.
     """
     published = dict(published or {})
     clash = set(curves) & set(published)
@@ -387,8 +405,13 @@ def report(curves: Mapping[str, Mapping[str, Sequence[float]]], reference: str =
         for key, fn in (("bd_rate", bd_rate), ("bd_psnr", bd_psnr)):
             tables[key][anchor] = {t: fn(a["bpp"], a["psnr"], every[t]["bpp"], every[t]["psnr"],
                                          method) for t in tests if t != anchor}
+    reference_curve = every[reference]
+    points = {name: rate_at_equal_psnr(reference_curve["bpp"], reference_curve["psnr"],
+                                       curve["bpp"], curve["psnr"])
+              for name, curve in curves.items()}
     return {"reference": reference, "method": method,
-            "vs_reference": {**tables["bd_rate"][reference], reference: 0.0}, **tables}
+            "vs_reference": {**tables["bd_rate"][reference], reference: 0.0}, **tables,
+            "points_vs_reference": points}
 
 
 def plot(curves: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path,

@@ -37,6 +37,18 @@ def test_half_the_rate_everywhere_is_minus_fifty_percent(method):
     assert bd_rate(half, PSNR, BPP, PSNR, method) == pytest.approx(100.0, abs=0.5)
 
 
+def test_rate_at_equal_psnr_per_point():
+    # anchor points themselves: 0%; 30% fewer bits at the same PSNR: -30% at each point
+    assert evaluation.rate_at_equal_psnr(BPP, PSNR, BPP, PSNR) == pytest.approx([0.0] * 5)
+    cheaper = [0.7 * b for b in BPP]
+    assert evaluation.rate_at_equal_psnr(BPP, PSNR, cheaper, PSNR) == pytest.approx([-30.0] * 5)
+    # between anchor points, against the interpolated rate; outside the anchor's range: NaN
+    inside, below, above = evaluation.rate_at_equal_psnr(BPP, PSNR, [0.3, 0.05, 3.0],
+                                                         [31.0, 20.0, 45.0])
+    assert 0.2 < 0.3 / (1 + inside / 100) < 0.4
+    assert math.isnan(below) and math.isnan(above)
+
+
 def test_sign_convention_better_test_is_negative_rate_and_positive_psnr():
     better = [p + 1.0 for p in PSNR]  # same rates, 1 dB more: fewer bits at equal quality
     assert bd_rate(BPP, PSNR, BPP, better) < 0 < bd_rate(BPP, better, BPP, PSNR)
@@ -128,6 +140,8 @@ def test_evaluate_folder_means_and_report(tmp_path):
     assert set(summary["bd_rate"]) == {"jpeg", "webp", "paper"}
     assert set(summary["bd_rate"]["paper"]) == {"jpeg", "webp"}
     assert set(summary["bd_rate"]["jpeg"]) == {"webp", "paper"}
+    assert summary["points_vs_reference"]["webp"] == pytest.approx([0.0] * 3)
+    assert len(summary["points_vs_reference"]["jpeg"]) == 3
 
 
 def test_evaluate_folder_errors_name_the_problem(tmp_path):
