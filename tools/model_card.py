@@ -21,7 +21,8 @@ from codec.models.weights import card_of, file_digest  # noqa: E402
 
 def last_record(log: Path) -> dict:
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    steps = [line for line in lines if "step" in line]
+    # the last training record, not the stop/eval lines that may follow it
+    steps = [line for line in lines if line.get("type", "train") == "train" and "loss" in line]
     return steps[-1] if steps else {}
 
 
@@ -56,7 +57,10 @@ def main() -> None:
     if args.train_log and args.train_log.exists():
         record = last_record(args.train_log)
         if record:
-            lines.append(f"- Last training log line: {json.dumps(record)}")
+            keys = ("step", "loss", "bpp", "psnr", "lr", "qat")
+            shown = {k: (round(v, 4) if k in ("loss", "bpp", "psnr") else v)
+                     for k, v in record.items() if k in keys}
+            lines.append(f"- Last training record (crops, sampled qualities): {json.dumps(shown)}")
     if args.notes:
         lines.append(f"- Notes: {args.notes}")
     lines += ["", f"## Kodak ({len(results['images'])} images), measured "
