@@ -102,7 +102,7 @@ def _headline(summary: dict) -> str:
 @click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True,
               metavar="STEPS",
               help="Images: search the latents with STEPS gradient steps before coding, for a "
-                   "smaller file at the same quality (32 steps: 5.8% fewer bits on Kodak at "
+                   "smaller file at the same quality (32 steps: 5-6% fewer bits on Kodak at "
                    "equal PSNR). Slow: about 0.9 s a step for 768x512 on 2 CPU cores. Any "
                    "decoder reads the result.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")

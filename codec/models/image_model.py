@@ -16,7 +16,7 @@ and ``decode_group(tables) -> values``, and knows nothing of files.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -378,7 +378,8 @@ def _tiled(transform: nn.Module, x: Tensor, factor: int, up: bool) -> Tensor:
     return out
 
 
-def tiles(latent_h: int, latent_w: int):
+def tiles(latent_h: int, latent_w: int) -> Iterator[tuple[tuple[int, int, int, int],
+                                                        tuple[int, int, int, int]]]:
     """Tiles of a latent grid: ((top, bottom, left, right), (t0, t1, l0, l1)) per tile, the
     second box being the tile with TILE_MARGIN positions of context, clipped to the grid."""
     for top in range(0, latent_h, TILE):
