@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "d00ffa1dadc40c6a604280f3dcff3c3b831159a07e3e5d873a8cd91e5812eb16",
+    "f6a02514c9802119271c4cf012518981f50535af9b9a9ef910cb8127fa994509",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
