@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "f6a02514c9802119271c4cf012518981f50535af9b9a9ef910cb8127fa994509",
+    "720672f8876f25b2182881d8021a99e5a0556e8a1bcf694ad620e5947f88f288",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
