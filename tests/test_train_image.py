@@ -137,3 +137,18 @@ def test_auto_precision_follows_the_cpu(train_image, data, tmp_path, capsys, mon
                   if line.startswith("device cpu"))
     assert ("bf16 transforms" in banner) is native_bf16
     assert math.isfinite(records(tmp_path / "ck", "train")[0]["loss"])
+
+
+def test_compiled_transforms_train_like_eager(train_image, data, tmp_path, capsys):
+    """--compile changes speed, not the model: same losses (to float tolerance), same keys."""
+    import torch
+
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    common = ("--precision", "fp32", "--eval-every", "0")
+    assert run(train_image, data, eager, 2, *common) == 0
+    assert run(train_image, data, compiled, 2, *common, "--compile") == 0
+    assert "fp32 (compiled)" in capsys.readouterr().out
+    losses = [[r["loss"] for r in records(d, "train")] for d in (eager, compiled)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    states = [torch.load(d / "last.pt", weights_only=True)["model"] for d in (eager, compiled)]
+    assert list(states[1]) == list(states[0])
