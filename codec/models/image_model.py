@@ -245,8 +245,8 @@ class ImageModel(nn.Module):
                                        for key in ("weight", "multiplier", "bias")}
         self._modules_by_name = dict(self.named_modules())
 
-    def _int(self, name: str, x: Tensor) -> Tensor:
-        return integer_conv(x, self._integer[name], self._modules_by_name[name])
+    def _int(self, name: str, x: Tensor, positions: Tensor | None = None) -> Tensor:
+        return integer_conv(x, self._integer[name], self._modules_by_name[name], positions)
 
     def _int_features(self, z_int: Tensor) -> Tensor:
         features = z_int.clamp(-INPUT_LIMIT, INPUT_LIMIT)
@@ -318,23 +318,28 @@ class ImageModel(nn.Module):
             base = self._int_base(index, features, decoded)
             current = torch.zeros(1, size, height, width, dtype=torch.int64,
                                   device=features.device)
-            spatial = torch.zeros(1, self.config["context"], height, width, dtype=torch.int64,
-                                  device=features.device)
             for anchor_pass in (True, False):
-                if not anchor_pass:
-                    spatial = self._int(f"spatial_context.{index}",
-                                        (current * mask).clamp(-INPUT_LIMIT, INPUT_LIMIT))
-                mean, table = self._int_parameters(index, base, spatial)
+                # the parameter networks are 1x1 convolutions, so they run on the positions this
+                # pass codes only, gathered into a column: the same integers at half the work
                 where = mask if anchor_pass else ~mask
-                tables = table[0][:, where].cpu().numpy().ravel()
+                if anchor_pass:
+                    spatial = torch.zeros(1, self.config["context"], int(where.sum()), 1,
+                                          dtype=torch.int64, device=features.device)
+                else:
+                    spatial = self._int(f"spatial_context.{index}",
+                                        (current * mask).clamp(-INPUT_LIMIT, INPUT_LIMIT), where)
+                mean, table = self._int_parameters(index, base[:, :, where].unsqueeze(-1),
+                                                   spatial)
+                mean = mean[0, :, :, 0]
+                tables = table[0, :, :, 0].cpu().numpy().ravel()
                 if decoder is not None:
                     symbols = torch.as_tensor(decoder.decode_group(tables), dtype=torch.int64,
                                               device=features.device)
                 else:
-                    residual = y[0, start:start + size][:, where] - mean[0][:, where] / 16.0
+                    residual = y[0, start:start + size][:, where] - mean / 16.0
                     symbols = torch.round(residual).to(torch.int64).clamp(-(1 << 30), 1 << 30)
                     coder.add_group(symbols.reshape(-1).cpu().numpy(), tables)
-                values = symbols.view(size, -1) * (1 << Y_BITS) + mean[0][:, where]
+                values = symbols.view(size, -1) * (1 << Y_BITS) + mean
                 current[0][:, where] = values
             decoded.append(current)
         return torch.cat(decoded, 1)

@@ -31,26 +31,44 @@ def fake_fixed(x: Tensor, fraction_bits: int, low: float, high: float) -> Tensor
     return torch.clamp(ste_round(x * scale), low, high) / scale
 
 
-def exact_conv2d(x: Tensor, weight: Tensor, padding: int,
+def exact_conv2d(x: Tensor, weight: Tensor, padding: int, positions: Tensor | None = None,
                  block_bytes: int = 64 << 20) -> Tensor:
     """Convolution of integer tensors, exact: im2col then a float64 matrix product.
 
-    ``x`` (B, C, H, W) and ``weight`` (O, C, k, k) hold integers; returns int64 (B, O, H', W').
-    Large inputs are done in bands of output rows so the im2col buffer stays under
-    ``block_bytes``; being exact, the banding cannot change the result.
+    ``x`` (B, C, H, W) and ``weight`` (O, C, k, k) hold integers; returns int64 (B, O, H', W'),
+    or (B, O, P, 1) for the P output positions where the boolean (H', W') ``positions`` is set,
+    in row-major order. Input channels that are zero everywhere are left out of the product, and
+    large inputs are done in bands of output rows so the im2col buffer stays under
+    ``block_bytes``; the arithmetic being exact, neither can change the result.
     """
+    live = (x != 0).any(dim=(0, 2, 3))
+    if not bool(live.all()):  # dead channels (ReLU, unused hyper-latents) add only zeros
+        x, weight = x[:, live], weight[:, live]
     batch, channels, height, width = x.shape
     out_channels, _, k, _ = weight.shape
     out_h, out_w = height + 2 * padding - k + 1, width + 2 * padding - k + 1
+    if positions is None:
+        shape = (batch, out_channels, out_h, out_w)
+    else:
+        shape = (batch, out_channels, int(positions.sum()), 1)
+    if channels == 0:
+        return torch.zeros(shape, dtype=torch.int64, device=x.device)
     kernel = weight.reshape(out_channels, -1).to(torch.float64)
+    if k == 1 and padding == 0:  # a plain matrix product: no padding or im2col needed
+        columns = x.reshape(batch, channels, -1).to(torch.float64)
+        if positions is not None:
+            columns = columns[:, :, positions.reshape(-1)]
+        return (kernel @ columns).reshape(shape).to(torch.int64)
     padded = F.pad(x.to(torch.float64), (padding,) * 4)
     rows = max(1, block_bytes // (8 * batch * channels * k * k * out_w))
     bands = []
     for top in range(0, out_h, rows):
-        band = padded[:, :, top:min(top + rows, out_h) + k - 1]
-        columns = F.unfold(band, k)                                   # (B, C*k*k, L)
-        bands.append((kernel @ columns).reshape(batch, out_channels, -1, out_w))
-    return torch.cat(bands, dim=2).to(torch.int64)
+        bottom = min(top + rows, out_h)
+        columns = F.unfold(padded[:, :, top:bottom + k - 1], k)      # (B, C*k*k, L)
+        if positions is not None:
+            columns = columns[:, :, positions[top:bottom].reshape(-1)]
+        bands.append(kernel @ columns)
+    return torch.cat(bands, dim=2).reshape(shape).to(torch.int64)
 
 
 class QuantConv2d(nn.Module):
@@ -107,10 +125,12 @@ class QuantConv2d(nn.Module):
                 "bias": torch.round(bias).to(torch.int64)}
 
 
-def integer_conv(x: Tensor, params: dict[str, Tensor], layer: QuantConv2d) -> Tensor:
-    """The exact integer forward of ``layer``: int64 grid values in, int64 grid values out."""
+def integer_conv(x: Tensor, params: dict[str, Tensor], layer: QuantConv2d,
+                 positions: Tensor | None = None) -> Tensor:
+    """The exact integer forward of ``layer``: int64 grid values in, int64 grid values out
+    (at the ``positions`` only, as a (B, O, P, 1) column, where given)."""
     weight = params["weight"]
-    acc = exact_conv2d(x, weight, weight.shape[-1] // 2)
+    acc = exact_conv2d(x, weight, weight.shape[-1] // 2, positions)
     multiplier = params["multiplier"].view(1, -1, 1, 1)
     bias = params["bias"].view(1, -1, 1, 1)
     y = (acc * multiplier + bias + (1 << (REQUANT_SHIFT - 1))) >> REQUANT_SHIFT
