@@ -3,6 +3,8 @@ latent (threads, batch, synthesis precision), refusals, the command line."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from codec.bitstream import CodecError, ModelMismatchError
 from codec.cli import main
 from codec.image import decode_image, decode_latents, encode_image, encode_to_bpp, to_rgb
 from codec.models import registry
+from codec.models.image_model import GDN, inference_forward
 from codec.models.weights import save_model
 
 from .conftest import ROOT, small_image_model
@@ -89,6 +92,23 @@ def test_integer_entropy_path_is_identical_for_batch_1_and_4(small_model):
     for i in range(4):
         mean_i, table_i = network._int_parameters(0, base[i:i + 1], spatial[i:i + 1])
         assert torch.equal(mean[i:i + 1], mean_i) and torch.equal(table[i:i + 1], table_i)
+
+
+def test_coding_forward_of_the_transforms_matches_their_training_forward(small_model):
+    """inference_forward (channels-last, GDN as a matrix product) computes the same g_a and
+    g_s as the modules themselves, which training and refinement use."""
+    network = copy.deepcopy(registry.load(small_model)[0]).float()  # the cached one stays as is
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for transform, shape in ((network.g_a, (2, 3, 64, 96)),
+                                 (network.g_s, (2, network.config["latent"], 4, 6))):
+            for layer in transform:
+                if isinstance(layer, GDN):  # non-trivial γ and β, not the initial identity
+                    layer.gamma.add_(0.05 * torch.rand(layer.gamma.shape, generator=generator))
+                    layer.beta.add_(0.5 * torch.rand(layer.beta.shape, generator=generator))
+            x = torch.rand(shape, generator=generator)
+            torch.testing.assert_close(inference_forward(transform, x), transform(x),
+                                       rtol=1e-5, atol=1e-5)
 
 
 def test_higher_quality_costs_more_and_target_bpp_is_reached(small_model):

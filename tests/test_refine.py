@@ -79,7 +79,9 @@ def test_tiled_synthesis_gradient_is_the_whole_images(shipped):
     error = (shipped.g_s(whole_leaf)[..., :60, :950] - x[..., :60, :950]).square().sum()
     error.backward(inputs=[whole_leaf])
     assert tiled == pytest.approx(float(error.detach()), rel=1e-5)
-    torch.testing.assert_close(leaf.grad, whole_leaf.grad, rtol=1e-4, atol=1e-5)
+    # gradients reach ~44 (mean ~6): 1e-4 is float rounding of differently blocked kernels,
+    # while a wrong tile margin would be off by whole units
+    torch.testing.assert_close(leaf.grad, whole_leaf.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_refinement_refuses_bad_requests(crop, monkeypatch):

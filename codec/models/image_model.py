@@ -350,15 +350,37 @@ class ImageModel(nn.Module):
         q = torch.full((y_grid.shape[0],), float(quality), device=y_grid.device)
         y_hat = y_grid.to(dtype) / (1 << Y_BITS)
         gains = self._interpolate(self.inverse_gain, q).to(dtype)
-        return _tiled(self.g_s.to(dtype), y_hat * gains, LATENT_STRIDE, up=True).clamp(0, 1)
+        synthesis = self.g_s.to(dtype)
+        return _tiled(lambda piece: inference_forward(synthesis, piece), y_hat * gains,
+                      LATENT_STRIDE, up=True).clamp(0, 1)
 
     @torch.no_grad()
     def analysis(self, x: Tensor) -> Tensor:
         """g_a(x), in tiles for large images so memory stays bounded."""
-        return _tiled(self.g_a, x, LATENT_STRIDE, up=False)
+        return _tiled(lambda piece: inference_forward(self.g_a, piece), x, LATENT_STRIDE,
+                      up=False)
 
 
-def _tiled(transform: nn.Module, x: Tensor, factor: int, up: bool) -> Tensor:
+def inference_forward(transform: nn.Sequential, x: Tensor) -> Tensor:
+    """``transform(x)`` for coding: channels-last layout, each GDN as one matrix product over
+    pixels. The same function up to float rounding, about twice as fast on CPU (oneDNN)."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    for layer in transform:
+        x = _gdn_channels_last(layer, x) if isinstance(layer, GDN) else layer(x)
+    return x
+
+
+def _gdn_channels_last(layer: GDN, x: Tensor) -> Tensor:
+    """GDN (or its inverse) with pixels as rows: x / sqrt(β + γ x²), channel-mixing by γ."""
+    batch, channels, height, width = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(-1, channels)  # a view when x is channels-last
+    beta, gamma = layer.beta_reparam(layer.beta), layer.gamma_reparam(layer.gamma)
+    norm = torch.addmm(beta, rows.square(), gamma.t())
+    norm = norm.sqrt_() if layer.inverse else norm.rsqrt_()
+    return (rows * norm).view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+def _tiled(transform: Callable[[Tensor], Tensor], x: Tensor, factor: int, up: bool) -> Tensor:
     """Apply a transform that scales space by ``factor`` (up or down) tile by tile.
 
     Tiles are TILE latent positions square, each computed with TILE_MARGIN positions of real

@@ -72,6 +72,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Im
     # the float forward of an exported model is the fake-quantised one, which mirrors its
     # integer path: what encoder-side refinement (models/refine.py) differentiates through
     model.set_quantised(True)
+    for transform in (model.g_a, model.g_s):  # the layout inference_forward runs fastest in
+        transform.to(memory_format=torch.channels_last)
     return model.to(device).eval(), tables
 
 
