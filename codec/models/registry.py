@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "720672f8876f25b2182881d8021a99e5a0556e8a1bcf694ad620e5947f88f288",
+    "7434a7dae6b4d5d29d5745fc568fd950c97386dfa1739e3a9b9d6f0cfa32fb5f",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
