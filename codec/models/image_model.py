@@ -371,7 +371,8 @@ def inference_forward(transform: nn.Sequential, x: Tensor) -> Tensor:
 
 
 def _gdn_channels_last(layer: GDN, x: Tensor) -> Tensor:
-    """GDN (or its inverse) with pixels as rows: x / sqrt(β + γ x²), channel-mixing by γ."""
+    """GDN, x / sqrt(β + γ x²), or its inverse, x · sqrt(β + γ x²), with pixels as rows: γ
+    mixes channels, so the normaliser is one (pixels × C) by (C × C) matrix product."""
     batch, channels, height, width = x.shape
     rows = x.permute(0, 2, 3, 1).reshape(-1, channels)  # a view when x is channels-last
     beta, gamma = layer.beta_reparam(layer.beta), layer.gamma_reparam(layer.gamma)
