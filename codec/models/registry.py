@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "7434a7dae6b4d5d29d5745fc568fd950c97386dfa1739e3a9b9d6f0cfa32fb5f",
+    "8d9a8db148c44ab185cbca7d8cb4c66ec3d01d2ba6040968fe1a0d553747fdae",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
