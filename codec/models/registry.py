@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "8d9a8db148c44ab185cbca7d8cb4c66ec3d01d2ba6040968fe1a0d553747fdae",
+    "0dc8f020d1c2d2f684aa917d4724ee26cd706305d7e69735fe24cad61ec7a366",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
