@@ -95,7 +95,7 @@ def _headline(summary: dict) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The `.lc` file to write.")
 @click.option("-q", "--quality", type=click.FloatRange(1, 8), default=4.0, show_default=True,
-              help="Rate: 1 is smallest (0.25 bpp on Kodak), 8 is best (1.67 bpp); "
+              help="Rate: 1 is smallest (0.25 bpp on Kodak), 8 is best (1.66 bpp); "
                    "fractions allowed.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
               help="Aim at this many bits per pixel (within 5%) instead of a quality.")

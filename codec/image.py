@@ -66,7 +66,7 @@ def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = No
                  refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
     """Compress an image (H×W×3 uint8 array or PIL image) to `.lc` bytes.
 
-    ``quality`` runs continuously from 1 (0.25 bpp on Kodak) to 8 (1.67 bpp).
+    ``quality`` runs continuously from 1 (0.25 bpp on Kodak) to 8 (1.66 bpp).
     ``refine_steps`` > 0 searches the latents for that many gradient steps
     (:mod:`codec.models.refine`): a smaller file at the same quality, any decoder reads it;
     each step costs about a synthesis forward and backward pass. ``progress`` is called with 1

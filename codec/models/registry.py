@@ -79,7 +79,7 @@ def resolve(model_id: str, digest: bytes | None = None) -> ModelInfo:
 
 register(ModelInfo(
     "image-mref-v1", "image", "image-mref-v1.safetensors",
-    "0dc8f020d1c2d2f684aa917d4724ee26cd706305d7e69735fe24cad61ec7a366",
+    "c0a6abd438e64cad75bcff2028153f205f02fc415c5c312b233699b1c4cbc2ba",
     "images: GDN transforms, hyperprior, 5 channel slices x 2 checkerboard passes, integer "
     "entropy-parameter path; quality 1-8"))
 
