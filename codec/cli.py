@@ -98,7 +98,8 @@ def _headline(summary: dict) -> str:
               help="Rate: 1 is smallest (0.25 bpp on Kodak), 8 is best (1.66 bpp); "
                    "fractions allowed.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
-              help="Aim at this many bits per pixel (within 5%) instead of a quality.")
+              help="Aim at this many bits per pixel (within 5%) instead of a quality; out of "
+                   "the model's range, the nearest rate it reaches, with a warning.")
 @click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True,
               metavar="STEPS",
               help="Images: search the latents with STEPS gradient steps before coding, for a "
@@ -122,6 +123,10 @@ def encode(input: Path, output: Path, quality: float, target_bpp: float | None, 
             progress.close()
     click.echo(f"{output}: {summary['bytes']} bytes, {summary['bits_per_pixel']:.4f} bpp at "
                f"quality {summary['quality']:g}", err=True)
+    if target_bpp is not None and abs(summary["bits_per_pixel"] / target_bpp - 1) > 0.05:
+        end = "low" if summary["bits_per_pixel"] > target_bpp else "high"
+        click.echo(f"warning: {input}: --target-bpp {target_bpp:g} is out of this model's "
+                   f"range; wrote the nearest rate it reaches, at the {end} end", err=True)
 
 
 @main.command()

@@ -221,8 +221,9 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
                   model: str | None = None, refine_steps: int = 0,
                   progress: Callable[[int], None] | None = None) -> tuple[bytes, float]:
     """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
-    rate grows with quality). Returns the closest file found and its quality. With
-    ``refine_steps``, every try is refined, since refinement lowers the rate."""
+    rate grows with quality). Returns the closest file found and its quality: a target outside
+    the model's range gives the file at quality 1 or 8, so callers compare its rate to the
+    target. With ``refine_steps``, every try is refined, since refinement lowers the rate."""
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
@@ -239,4 +240,12 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
         if error <= tolerance:
             break
         low, high = (quality, high) if bpp < target_bpp else (low, quality)
+    # bisection only approaches the ends of the range; a target beyond them gets the end itself
+    edge = QUALITY_MIN if best[2] - QUALITY_MIN < 0.01 else (
+        QUALITY_MAX if QUALITY_MAX - best[2] < 0.01 else None)
+    if best[0] > tolerance and edge is not None and edge != best[2]:
+        data = encoder.encode(edge, refine_steps, progress)
+        error = abs(8 * len(data) / pixel_count - target_bpp) / target_bpp
+        if error <= best[0]:  # ties go to the end: the same rate, a rounder quality
+            best = (error, data, edge)
     return best[1], best[2]

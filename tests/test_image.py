@@ -120,6 +120,26 @@ def test_higher_quality_costs_more_and_target_bpp_is_reached(small_model):
     assert abs(8 * len(data) / (128 * 128) - target) / target <= 0.05, quality
 
 
+def test_target_bpp_out_of_range_gives_the_nearest_end_and_a_warning(small_model, tmp_path):
+    image = random_image(64, 64, seed=5)
+    pixel_count = 64 * 64
+    lowest = 8 * len(encode_image(image, 1.0)) / pixel_count
+    highest = 8 * len(encode_image(image, 8.0)) / pixel_count
+    data, quality = encode_to_bpp(image, lowest / 4)
+    assert 8 * len(data) / pixel_count <= lowest, quality  # this model's rate is flat there
+    data, quality = encode_to_bpp(image, highest * 4)
+    assert quality > 7.99 and 8 * len(data) / pixel_count >= highest * 0.99
+    source = tmp_path / "in.png"
+    Image.fromarray(image).save(source)
+    result = CliRunner().invoke(main, ["encode", str(source), "-o", str(tmp_path / "a.lc"),
+                                       "--target-bpp", f"{lowest / 4:.4f}"])
+    assert result.exit_code == 0, result.output
+    assert "out of this model's range" in result.output and "low end" in result.output
+    result = CliRunner().invoke(main, ["encode", str(source), "-o", str(tmp_path / "b.lc"),
+                                       "--target-bpp", f"{lowest * 1.2:.4f}"])
+    assert result.exit_code == 0 and "out of this model's range" not in result.output
+
+
 def test_corrupted_files_raise_codec_error_only(small_model):
     data = encode_image(random_image(64, 96), 3.0)
     rng = np.random.default_rng(0)
