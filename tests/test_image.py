@@ -15,7 +15,7 @@ import codec
 from codec.bitstream import CodecError, ModelMismatchError
 from codec.cli import main
 from codec.image import decode_image, decode_latents, encode_image, encode_to_bpp, to_rgb
-from codec.models import registry
+from codec.models import image_model, registry
 from codec.models.image_model import GDN, inference_forward
 from codec.models.weights import save_model
 
@@ -94,9 +94,13 @@ def test_integer_entropy_path_is_identical_for_batch_1_and_4(small_model):
         assert torch.equal(mean[i:i + 1], mean_i) and torch.equal(table[i:i + 1], table_i)
 
 
-def test_coding_forward_of_the_transforms_matches_their_training_forward(small_model):
-    """inference_forward (channels-last, GDN as a matrix product) computes the same g_a and
-    g_s as the modules themselves, which training and refinement use."""
+@pytest.mark.parametrize("gdn_rows", [image_model.GDN_ROWS, 1000])
+def test_coding_forward_of_the_transforms_matches_their_training_forward(small_model, gdn_rows,
+                                                                         monkeypatch):
+    """inference_forward (channels-last, GDN as a matrix product in blocks of pixels) computes
+    the same g_a and g_s as the modules themselves, which training and refinement use; with
+    1000-pixel blocks the GDNs here (3072 pixels) span four blocks, the last one partial."""
+    monkeypatch.setattr(image_model, "GDN_ROWS", gdn_rows)
     network = copy.deepcopy(registry.load(small_model)[0]).float()  # the cached one stays as is
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():
