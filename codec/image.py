@@ -221,9 +221,9 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
                   model: str | None = None, refine_steps: int = 0,
                   progress: Callable[[int], None] | None = None) -> tuple[bytes, float]:
     """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
-    rate grows with quality). Returns the closest file found and its quality: a target outside
-    the model's range gives the file at quality 1 or 8, so callers compare its rate to the
-    target. With ``refine_steps``, every try is refined, since refinement lowers the rate."""
+    rate grows with quality). Returns the closest file found and its quality: for a target
+    outside the model's range, the file at (or next to) quality 1 or 8, so callers compare its
+    rate to the target. With ``refine_steps``, every try is refined, since refinement lowers the rate."""
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
