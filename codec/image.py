@@ -223,7 +223,8 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
     """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
     rate grows with quality). Returns the closest file found and its quality: for a target
     outside the model's range, the file at (or next to) quality 1 or 8, so callers compare its
-    rate to the target. With ``refine_steps``, every try is refined, since refinement lowers the rate."""
+    rate to the target. With ``refine_steps``, every try is refined, since refinement lowers
+    the rate."""
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
