@@ -123,10 +123,10 @@ def encode(input: Path, output: Path, quality: float, target_bpp: float | None, 
             progress.close()
     click.echo(f"{output}: {summary['bytes']} bytes, {summary['bits_per_pixel']:.4f} bpp at "
                f"quality {summary['quality']:g}", err=True)
-    if target_bpp is not None and abs(summary["bits_per_pixel"] / target_bpp - 1) > 0.05:
-        end = "low" if summary["bits_per_pixel"] > target_bpp else "high"
+    if "target_out_of_range" in summary:
         click.echo(f"warning: {input}: --target-bpp {target_bpp:g} is out of this model's "
-                   f"range; wrote the nearest rate it reaches, at the {end} end", err=True)
+                   f"range; wrote the nearest rate it reaches, at the "
+                   f"{summary['target_out_of_range']} end", err=True)
 
 
 @main.command()

@@ -195,8 +195,11 @@ def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: 
     with atomic_output(output, overwrite) as stream:
         stream.write(data)
     height, width = pixels.shape[:2]
-    return {"bytes": len(data), "bits_per_pixel": 8 * len(data) / (width * height),
-            "quality": quality}
+    bits_per_pixel = 8 * len(data) / (width * height)
+    summary = {"bytes": len(data), "bits_per_pixel": bits_per_pixel, "quality": quality}
+    if target_bpp is not None and abs(bits_per_pixel / target_bpp - 1) > TARGET_BPP_TOLERANCE:
+        summary["target_out_of_range"] = "low" if bits_per_pixel > target_bpp else "high"
+    return summary
 
 
 def decode_file(source: Union[str, Path], output: Union[str, Path], *,
@@ -217,7 +220,11 @@ def decode_file(source: Union[str, Path], output: Union[str, Path], *,
     return {"width": pixels.shape[1], "height": pixels.shape[0]}
 
 
-def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05,
+TARGET_BPP_TOLERANCE = 0.05  # --target-bpp: relative rate error the quality search accepts
+
+
+def encode_to_bpp(pixels: np.ndarray, target_bpp: float,
+                  tolerance: float = TARGET_BPP_TOLERANCE,
                   model: str | None = None, refine_steps: int = 0,
                   progress: Callable[[int], None] | None = None) -> tuple[bytes, float]:
     """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
@@ -242,9 +249,8 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float, tolerance: float = 0.05
             break
         low, high = (quality, high) if bpp < target_bpp else (low, quality)
     # bisection only approaches the ends of the range; a target beyond them gets the end itself
-    edge = QUALITY_MIN if best[2] - QUALITY_MIN < 0.01 else (
-        QUALITY_MAX if QUALITY_MAX - best[2] < 0.01 else None)
-    if best[0] > tolerance and edge is not None and edge != best[2]:
+    edge = min((QUALITY_MIN, QUALITY_MAX), key=lambda end: abs(end - best[2]))
+    if best[0] > tolerance and 0 < abs(edge - best[2]) < 0.01:
         data = encoder.encode(edge, refine_steps, progress)
         error = abs(8 * len(data) / pixel_count - target_bpp) / target_bpp
         if error <= best[0]:  # ties go to the end: the same rate, a rounder quality
