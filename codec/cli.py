@@ -106,16 +106,19 @@ def _headline(summary: dict) -> str:
                    "smaller file at the same quality (32 steps: 5-6% fewer bits on Kodak at "
                    "equal PSNR). Slow: about 0.9 s a step for 768x512 on 2 CPU cores. Any "
                    "decoder reads the result.")
+@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+              help="Where the networks run: cpu, cuda, cuda:N, or auto (a GPU if there is "
+                   "one). Files decode the same whichever device wrote or reads them.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def encode(input: Path, output: Path, quality: float, target_bpp: float | None, refine: int,
-           overwrite: bool) -> None:
+           device: str, overwrite: bool) -> None:
     """Compress INPUT (an image, video or audio file) into OUTPUT."""
     progress = _StepCounter(refine) if refine else None
     try:
         media = media_of_input(input)
         extra = {"refine_steps": refine, "progress": progress} if refine else {}
         summary = encoder_for(media)(input, output, quality=quality, target_bpp=target_bpp,
-                                     overwrite=overwrite, **extra)
+                                     overwrite=overwrite, device=device, **extra)
     except (CodecError, OSError, ValueError) as error:
         raise _fail(error)
     finally:
@@ -133,12 +136,15 @@ def encode(input: Path, output: Path, quality: float, target_bpp: float | None, 
 @click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The image, video or audio file to write.")
+@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+              help="Where the networks run: cpu, cuda, cuda:N, or auto (a GPU if there is "
+                   "one). Files decode the same whichever device wrote or reads them.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def decode(input: Path, output: Path, overwrite: bool) -> None:
+def decode(input: Path, output: Path, device: str, overwrite: bool) -> None:
     """Decompress the `.lc` file INPUT into OUTPUT."""
     try:
         media = info_file(input)["media"]
-        decoder_for(media)(input, output, overwrite=overwrite)
+        decoder_for(media)(input, output, overwrite=overwrite, device=device)
     except CodecError as error:
         raise _fail(error.with_source(str(input)) if error.source is None else error)
     except (OSError, ValueError) as error:

@@ -49,6 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "a path to a .safetensors file to evaluate before it is registered")
     parser.add_argument("--ours-qualities", default="1,2,3,4,5,6,7,8",
                         help="comma-separated qualities for --ours")
+    parser.add_argument("--device", default="cpu",
+                        help="where our networks run: cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="also measure ours with encoder-side latent refinement of STEPS "
                              "gradient steps (curve 'ours-refineSTEPS'; ~0.9 s a step for a "
@@ -62,15 +64,18 @@ def learned_codecs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         return {}, {}
     from .image import decode_image, encode_image
     from .models import registry
+    from .models.device import resolve_device
 
+    device = resolve_device(args.device)  # refused before any image is coded
     model = args.model
     if model and Path(model).suffix == ".safetensors":
         model = registry.register_file(model).model_id
 
     def codec_with(steps: int):
         def ours(image, quality):
-            data = encode_image(image, float(quality), model, refine_steps=steps)
-            return len(data), decode_image(data)
+            data = encode_image(image, float(quality), model, refine_steps=steps,
+                                device=device)
+            return len(data), decode_image(data, device=device)
         return ours
 
     if args.refine < 0:

@@ -15,10 +15,12 @@ from .bitstream import (CodecError, ContainerReader, ContainerWriter, FormatErro
                         ImageGeometry, LimitError, Media, PayloadError, SymbolDecoder,
                         SymbolEncoder)
 from .models import registry
+from .models.device import resolve_device
 from .models.image_model import LATENT_STRIDE, QUALITY_MAX, QUALITY_MIN, STRIDE, ImageModel
 from .models.refine import refine_latents
 
 ImageInput = Union[np.ndarray, Image.Image]
+Device = Union[str, torch.device, None]
 # What this implementation codes in bounded memory (a 8192×8192 round trip stays near 4 GiB);
 # the format allows more, and a decoder refuses such files before allocating for them.
 MAX_PIXELS = 1 << 26
@@ -63,29 +65,32 @@ def _padded_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = None,
-                 refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
+                 refine_steps: int = 0, progress: Callable[[int], None] | None = None,
+                 device: Device = None) -> bytes:
     """Compress an image (H×W×3 uint8 array or PIL image) to `.lc` bytes.
 
     ``quality`` runs continuously from 1 (0.25 bpp on Kodak) to 8 (1.66 bpp).
     ``refine_steps`` > 0 searches the latents for that many gradient steps
     (:mod:`codec.models.refine`): a smaller file at the same quality, any decoder reads it;
     each step costs about a synthesis forward and backward pass. ``progress`` is called with 1
-    after each step.
+    after each step. ``device`` ("cpu", "cuda", "cuda:N" or "auto"; default CPU) runs the
+    networks there; every device's files decode the same on every other.
     """
-    return _Encoder(to_rgb(image), model).encode(quality, refine_steps, progress)
+    return _Encoder(to_rgb(image), model, device).encode(quality, refine_steps, progress)
 
 
 class _Encoder:
     """One image ready for coding at any quality; the analysis transform runs once."""
 
-    def __init__(self, pixels: np.ndarray, model: str | None) -> None:
+    def __init__(self, pixels: np.ndarray, model: str | None, device: Device = None) -> None:
         if pixels.shape[0] * pixels.shape[1] > MAX_PIXELS:
             raise ValueError(f"image of {pixels.shape[1]}x{pixels.shape[0]} pixels is larger "
                              f"than the {MAX_PIXELS} pixels this version codes")
         self.pixels = pixels
         self.info = registry.resolve(model) if model else registry.default_model("image")
-        self.network, self.tables = registry.load(self.info)
-        self.x = _padded_tensor(pixels)
+        device = resolve_device(device)
+        self.network, self.tables = registry.load(self.info, device)
+        self.x = _padded_tensor(pixels).to(device)
         self._features: torch.Tensor | None = None
 
     def encode(self, quality: float, refine_steps: int = 0,
@@ -118,23 +123,29 @@ class _Encoder:
         return out.getvalue()
 
 
-def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32) -> np.ndarray:
-    """Decode `.lc` bytes of an image to an H×W×3 uint8 array."""
+def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32,
+                 device: Device = None) -> np.ndarray:
+    """Decode `.lc` bytes of an image to an H×W×3 uint8 array, the networks on ``device``
+    (default CPU): the decoded latents are the same on every device, the pixels up to the
+    float synthesis's rounding."""
     reader = ContainerReader(io.BytesIO(bytes(data)))
-    network, y_grid = _read_latents(reader)
+    network, y_grid = _read_latents(reader, resolve_device(device))
     header = reader.header
     x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
     x_hat = x_hat[0, :, :header.geometry.height, :header.geometry.width]
-    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def decode_image_latents(data: bytes) -> torch.Tensor:
-    """The exact decoded latent grid of `.lc` image bytes (int64, 1/16 steps): what conformance
-    vectors record, since it is identical on every machine while the synthesis is float."""
-    return _read_latents(ContainerReader(io.BytesIO(bytes(data))))[1]
+def decode_image_latents(data: bytes, device: Device = None) -> torch.Tensor:
+    """The exact decoded latent grid of `.lc` image bytes (int64, 1/16 steps, on the CPU): what
+    conformance vectors record, since it is identical on every machine and device while the
+    synthesis is float. ``device`` runs the entropy-parameter networks there."""
+    reader = ContainerReader(io.BytesIO(bytes(data)))
+    return _read_latents(reader, resolve_device(device))[1].cpu()
 
 
-def _read_latents(reader: ContainerReader) -> tuple[ImageModel, torch.Tensor]:
+def _read_latents(reader: ContainerReader,
+                  device: torch.device) -> tuple[ImageModel, torch.Tensor]:
     """(network, decoded latent grid) of the one frame of an image file, its size bounded
     before anything is allocated."""
     header = reader.header
@@ -145,7 +156,7 @@ def _read_latents(reader: ContainerReader) -> tuple[ImageModel, torch.Tensor]:
         raise LimitError(f"image of {geometry.width}x{geometry.height} pixels is larger than "
                          f"the {MAX_PIXELS} pixels this decoder handles")
     info = registry.resolve(header.model, header.weights_digest)
-    network, tables = registry.load(info)
+    network, tables = registry.load(info, device)
     frame = reader.read_all()[0]
     if reader.tables is not None:
         raise FormatError("an image-model file carries no TABL chunk (SPEC.md 8.2)")
@@ -161,8 +172,9 @@ def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,
             raise PayloadError("image payloads carry no side information (SPEC.md 8.2)")
         z_shape = (1, network.config["hyper"], -(-geometry.height // STRIDE),
                    -(-geometry.width // STRIDE))
+        z_placeholder = torch.zeros(z_shape, dtype=torch.int64, device=network.gain.device)
         y_grid = network.code_latents(
-            None, torch.zeros(z_shape, dtype=torch.int64), decoder=decoder,
+            None, z_placeholder, decoder=decoder,
             latent_size=(latent_side(geometry.height), latent_side(geometry.width)))
         decoder.finish()
     except CodecError as error:
@@ -182,16 +194,18 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
 
 def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: float = 4.0,
                 target_bpp: float | None = None, overwrite: bool = False,
-                refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+                refine_steps: int = 0, progress: Callable[[int], None] | None = None,
+                device: Device = None) -> dict:
     """Encode an image file to a `.lc` file (atomically); returns a summary for the CLI."""
     from .fileio import atomic_output
 
     pixels = read_image(source)
     if target_bpp is not None:
         data, quality = encode_to_bpp(pixels, target_bpp, refine_steps=refine_steps,
-                                      progress=progress)
+                                      progress=progress, device=device)
     else:
-        data = encode_image(pixels, quality, refine_steps=refine_steps, progress=progress)
+        data = encode_image(pixels, quality, refine_steps=refine_steps, progress=progress,
+                            device=device)
     with atomic_output(output, overwrite) as stream:
         stream.write(data)
     height, width = pixels.shape[:2]
@@ -203,7 +217,7 @@ def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: 
 
 
 def decode_file(source: Union[str, Path], output: Union[str, Path], *,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, device: Device = None) -> dict:
     """Decode a `.lc` image to any format Pillow writes, chosen by the output's extension."""
     from .fileio import atomic_output
 
@@ -212,7 +226,7 @@ def decode_file(source: Union[str, Path], output: Union[str, Path], *,
         raise ValueError(f"{output}: unknown image extension (use .png, .bmp, .tif, ...)")
     data = Path(source).read_bytes()
     try:
-        pixels = decode_image(data)
+        pixels = decode_image(data, device=device)
     except CodecError as error:
         raise error.with_source(str(source))
     with atomic_output(output, overwrite) as stream:
@@ -226,7 +240,8 @@ TARGET_BPP_TOLERANCE = 0.05  # --target-bpp: relative rate error the quality sea
 def encode_to_bpp(pixels: np.ndarray, target_bpp: float,
                   tolerance: float = TARGET_BPP_TOLERANCE,
                   model: str | None = None, refine_steps: int = 0,
-                  progress: Callable[[int], None] | None = None) -> tuple[bytes, float]:
+                  progress: Callable[[int], None] | None = None,
+                  device: Device = None) -> tuple[bytes, float]:
     """Encode at the quality whose rate is within ``tolerance`` of ``target_bpp`` (bisection;
     rate grows with quality). Returns the closest file found and its quality: for a target
     outside the model's range, the file at (or next to) quality 1 or 8, so callers compare its
@@ -235,7 +250,7 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float,
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
-    encoder = _Encoder(to_rgb(pixels), model)
+    encoder = _Encoder(to_rgb(pixels), model, device)
     low, high = QUALITY_MIN, QUALITY_MAX
     best: tuple[float, bytes, float] | None = None
     for _ in range(12):

@@ -13,8 +13,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aiff"}
 
-# media kind -> module with encode_file(input, output, *, quality, target_bpp, overwrite)
-# and decode_file(input, output, *, overwrite)
+# media kind -> module with encode_file(input, output, *, quality, target_bpp, overwrite,
+# device) and decode_file(input, output, *, overwrite, device)
 PIPELINES: dict[str, str] = {"image": "codec.image"}
 
 

@@ -5,6 +5,7 @@ Encode and decode of a 768×512 Kodak image (median of --repeats runs, after one
 the peak resident memory of a 4096×4096 round trip measured in a fresh process.
 
     python tools/bench_image.py [--model ID | --model path.safetensors] [--repeats 5]
+                                [--device cuda]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def use_model(model: str | None) -> str | None:
     return model
 
 
-def large_round_trip(model: str | None) -> None:
+def large_round_trip(model: str | None, device: str) -> None:
     """Child process: 4096×4096 round trip, print peak RSS in MiB."""
     from codec.image import decode_image, encode_image
 
@@ -44,8 +45,8 @@ def large_round_trip(model: str | None) -> None:
     base = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     image = np.kron(base, np.ones((64, 64, 1), dtype=np.uint8))  # smooth-ish 4096×4096
     start = time.perf_counter()
-    data = encode_image(image, 4.0, model)
-    decoded = decode_image(data)
+    data = encode_image(image, 4.0, model, device=device)
+    decoded = decode_image(data, device=device)
     assert decoded.shape == image.shape
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_mib": round(peak), "seconds": round(time.perf_counter() - start, 1),
@@ -58,10 +59,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quality", type=float, default=4.0)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.large_child:
-        return large_round_trip(args.model)
+        return large_round_trip(args.model, args.device)
 
     import torch
     from PIL import Image
@@ -70,17 +72,18 @@ def main() -> None:
 
     model = use_model(args.model)
     image = np.asarray(Image.open(KODAK).convert("RGB"))
-    data = encode_image(image, args.quality, model)
-    decode_image(data)
+    data = encode_image(image, args.quality, model, device=args.device)
+    decode_image(data, device=args.device)
     encode_times, decode_times = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        data = encode_image(image, args.quality, model)
+        data = encode_image(image, args.quality, model, device=args.device)
         encode_times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        decode_image(data)
+        decode_image(data, device=args.device)  # results come back to the CPU: no sync needed
         decode_times.append(time.perf_counter() - start)
     result = {"machine": f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+              "device": args.device,
               "image": f"{KODAK.name} {image.shape[1]}x{image.shape[0]}",
               "quality": args.quality, "bpp": round(8 * len(data) / image[..., 0].size, 4),
               "encode_s_median": round(statistics.median(encode_times), 3),
@@ -89,7 +92,8 @@ def main() -> None:
               "decode_s_all": [round(t, 3) for t in decode_times]}
     if not args.skip_large:
         child = subprocess.run([sys.executable, __file__, "--large-child"] +
-                               (["--model", args.model] if args.model else []),
+                               (["--model", args.model] if args.model else []) +
+                               ["--device", args.device],
                                capture_output=True, text=True, check=True)
         result["round_trip_4096"] = json.loads(child.stdout.strip().splitlines()[-1])
     print(json.dumps(result, indent=2))

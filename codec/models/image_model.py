@@ -245,6 +245,16 @@ class ImageModel(nn.Module):
                                        for key in ("weight", "multiplier", "bias")}
         self._modules_by_name = dict(self.named_modules())
 
+    def _apply(self, fn, recurse: bool = True):
+        """``.to(device)`` and friends also move the integer parameters, which are kept outside
+        the state dict (dtype conversions leave them alone: they only touch float tensors)."""
+        super()._apply(fn, recurse)
+        integer = getattr(self, "_integer", None)
+        if integer:
+            self._integer = {name: {key: fn(value) for key, value in params.items()}
+                             for name, params in integer.items()}
+        return self
+
     def _int(self, name: str, x: Tensor, positions: Tensor | None = None) -> Tensor:
         return integer_conv(x, self._integer[name], self._modules_by_name[name], positions)
 
@@ -303,7 +313,7 @@ class ImageModel(nn.Module):
         """
         if decoder is not None:
             z_int = torch.as_tensor(decoder.decode_group(self._z_tables(tuple(z_int.shape))),
-                                    dtype=torch.int64).view(z_int.shape)
+                                    dtype=torch.int64, device=z_int.device).view(z_int.shape)
         else:
             coder.add_group(z_int.cpu().numpy().ravel(), self._z_tables(tuple(z_int.shape)))
         height, width = latent_size if y is None else y.shape[2:]

@@ -7,6 +7,7 @@ the model writes, so a decoder with other weights refuses instead of decoding ga
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class ModelInfo:
 MODELS: dict[str, ModelInfo] = {}
 DEFAULT_MODEL = {"image": None}
 _loaded: dict[str, tuple] = {}
+_on_device: dict[tuple[str, str], tuple] = {}  # (model id, device) -> (CPU model, its copy)
 _lock = threading.Lock()
 
 
@@ -97,8 +99,9 @@ def default_model(media: str) -> ModelInfo:
     return MODELS[model_id]
 
 
-def load(info: ModelInfo):
-    """(model, TableSet) for an entry, loaded once per process and verified against its digest."""
+def load(info: ModelInfo, device=None):
+    """(model, TableSet) for an entry, loaded once per process and verified against its digest;
+    on ``device`` (a torch.device; default CPU), a copy made once per device."""
     with _lock:
         if info.model_id not in _loaded:
             from .weights import file_digest, load_model
@@ -113,4 +116,10 @@ def load(info: ModelInfo):
             model, arrays = load_model(info.path)
             frequencies, offsets = unpack_tables(arrays)
             _loaded[info.model_id] = (model, TableSet(frequencies, offsets))
-        return _loaded[info.model_id]
+        model, tables = _loaded[info.model_id]
+        if device is None or device.type == "cpu":
+            return model, tables
+        key = (info.model_id, str(device))
+        if key not in _on_device or _on_device[key][0] is not model:
+            _on_device[key] = (model, copy.deepcopy(model).to(device))
+        return _on_device[key][1], tables
