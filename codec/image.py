@@ -20,6 +20,7 @@ from .models.image_model import LATENT_STRIDE, QUALITY_MAX, QUALITY_MIN, STRIDE,
 from .models.refine import refine_latents
 
 ImageInput = Union[np.ndarray, Image.Image]
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # Pillow modes with an alpha channel
 Device = Union[str, torch.device, None]
 # What this implementation codes in bounded memory (a 8192×8192 round trip stays near 4 GiB);
 # the format allows more, and a decoder refuses such files before allocating for them.
@@ -32,12 +33,19 @@ MAX_REFINE_PIXELS = 1 << 22
 def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
     """H×W×3 uint8 from a numpy array or PIL image; grayscale and palette are converted.
 
-    Alpha is refused rather than dropped silently: the codec stores colour only.
+    Alpha is refused rather than dropped silently: the codec stores colour only. 16-bit
+    grayscale (Pillow modes I;16 and I, as 16-bit PNG, TIFF and PGM open) is scaled to 8 bits;
+    Pillow's own conversion would clip it to white. Floating-point samples are refused.
     """
     if isinstance(image, Image.Image):
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        if image.mode in ALPHA_MODES or "transparency" in image.info:
             raise ValueError(f"{name} has an alpha channel (mode {image.mode}); codec stores "
                              "RGB only: flatten it onto a background first")
+        if image.mode == "I" or image.mode.startswith("I;16"):
+            return _gray_from_16_bits(np.asarray(image), name, image.mode)
+        if image.mode == "F":
+            raise ValueError(f"{name} has floating-point samples (mode F); codec codes 8-bit "
+                             "RGB: convert it to 8 bits first")
         return np.asarray(image.convert("RGB"))
     array = np.asarray(image)
     if array.dtype != np.uint8:
@@ -49,6 +57,16 @@ def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array)
+
+
+def _gray_from_16_bits(samples: np.ndarray, name: str, mode: str) -> np.ndarray:
+    """16-bit gray samples as H×W×3 uint8, each rounded to the nearest of 256 levels (v / 257)."""
+    samples = samples.astype(np.int64)
+    if samples.size and (samples.min() < 0 or samples.max() > 65535):
+        raise ValueError(f"{name} has integer samples outside 0-65535 (mode {mode}); codec codes "
+                         "8-bit RGB: convert it to 8 bits first")
+    gray = ((samples * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 def latent_side(pixels: int) -> int:

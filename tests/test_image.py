@@ -179,6 +179,33 @@ def test_input_conversion_and_refusals():
         to_rgb(Image.new("RGBA", (5, 4)))
     with pytest.raises(ValueError, match="uint8"):
         to_rgb(np.zeros((4, 5, 3), np.float32))
+    for mode in ("La", "RGBa"):   # premultiplied alpha is alpha too
+        with pytest.raises(ValueError, match="alpha"):
+            to_rgb(Image.new(mode, (5, 4)))
+    with pytest.raises(ValueError, match="floating-point"):
+        to_rgb(Image.new("F", (5, 4)))
+    with pytest.raises(ValueError, match="outside 0-65535"):
+        to_rgb(Image.fromarray(np.full((4, 5), 70000, np.int32)))
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    """Pillow's convert("RGB") clips 16-bit gray to 0/255; each sample must become round(v/257)
+    instead, for 16-bit PNG (mode I;16) and PGM (mode I) alike."""
+    from codec.image import read_image
+
+    levels = np.array([[0, 128, 129, 257, 32767], [32896, 40000, 65278, 65407, 65535]])
+    expected = np.round(levels / 257).astype(np.uint8)
+    png = tmp_path / "gray16.png"
+    Image.fromarray(levels.astype(np.uint16)).save(png)
+    pgm = tmp_path / "gray16.pgm"
+    pgm.write_bytes(b"P5 5 2 65535\n" + levels.astype(">u2").tobytes())
+    for path, mode in ((png, "I;16"), (pgm, "I")):
+        with Image.open(path) as image:
+            assert image.mode == mode
+        pixels = read_image(path)
+        assert pixels.dtype == np.uint8 and pixels.shape == (2, 5, 3)
+        assert np.array_equal(pixels[:, :, 0], expected) and np.array_equal(pixels[:, :, 2],
+                                                                           expected)
     with pytest.raises(ValueError, match="quality"):
         encode_image(np.zeros((8, 8, 3), np.uint8), 9.0)
 
