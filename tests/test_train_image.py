@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +155,32 @@ def test_compiled_transforms_train_like_eager(train_image, data, tmp_path, capsy
     assert losses[1] == pytest.approx(losses[0], rel=1e-3)
     states = [torch.load(d / "last.pt", weights_only=True)["model"] for d in (eager, compiled)]
     assert list(states[1]) == list(states[0])
+
+
+def test_torchrun_trains_identical_replicas_and_resumes(data, tmp_path):
+    """Two DDP processes (gloo on the CPU, as NCCL would on GPUs) end with identical weights,
+    which the script itself checks, and a rerun resumes their checkpoint."""
+    import torch
+
+    directory = tmp_path / "ddp"
+
+    def torchrun(steps: int) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc-per-node", "2", str(ROOT / "tools" / "train_image.py"),
+                   "--data", str(data), "--checkpoint-dir", str(directory), "--steps", str(steps),
+                   "--batch", "1", "--crop", "64", "--holdout", "2", "--log-every", "1",
+                   "--eval-every", "0", "--device", "cpu"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    first = torchrun(2)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "device cpu ×2" in first.stdout
+    assert "replicas: 2 identical at step 2" in first.stdout
+    state = torch.load(directory / "last.pt", weights_only=True)
+    assert state["step"] == 2 and state["world_size"] == 2
+    second = torchrun(3)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "replicas: 2 identical at step 3" in second.stdout
+    assert [r["step"] for r in records(directory, "train")] == [1, 2, 3]
+    assert [r["world_size"] for r in records(directory, "start")] == [2, 2]

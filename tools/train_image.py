@@ -772,6 +772,8 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
     save()
     if world > 1:
         dist.barrier()
+        check_replicas(model, world, step, device)
+        say(f"replicas: {world} identical at step {step}")
     say(f"{reason}: step {step}/{args.steps}, state in {last_path} "
         f"({duration(time.monotonic() - started)} this run)")
     log({"type": "stop", "step": step, "reason": reason, "time": time.time()})
@@ -782,6 +784,19 @@ def _train(args: argparse.Namespace, started: float, device: torch.device, rank:
                 "eval": last_eval, "torch": torch.__version__}
         export_weights(model, args.export, card)
     return 0
+
+
+def check_replicas(model: nn.Module, world: int, step: int, device: torch.device) -> None:
+    """Raise if the DDP processes ended with different weights (DDP syncs the main gradients,
+    this script the quantiles'): a sum and a position-weighted sum of every parameter."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    positions = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+    digest = torch.stack([flat.sum(), (flat * positions).sum()]).to(device)
+    digests = [torch.zeros_like(digest) for _ in range(world)]
+    dist.all_gather(digests, digest)
+    if any(not torch.equal(other, digests[0]) for other in digests[1:]):
+        raise TrainingError(f"the {world} processes hold different weights at step {step}: "
+                            f"their gradients were not all averaged")
 
 
 def load_init_quietly(path: Path) -> tuple[ImageModel, int]:
