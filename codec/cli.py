@@ -82,7 +82,9 @@ class _StepCounter:
 def _headline(summary: dict) -> str:
     media = summary["media"]
     if media == "image":
-        return f"image {summary['width']}x{summary['height']}, {summary['bits_per_pixel']} bpp"
+        alpha = " with alpha" if summary.get("channels") == 4 else ""
+        return (f"image {summary['width']}x{summary['height']}{alpha}, "
+                f"{summary['bits_per_pixel']} bpp")
     if media == "video":
         return (f"video {summary['width']}x{summary['height']} at {summary['frame_rate']} fps, "
                 f"{summary['frames']} frames")

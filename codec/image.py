@@ -31,32 +31,49 @@ MAX_REFINE_PIXELS = 1 << 22
 
 
 def to_rgb(image: ImageInput, name: str = "image") -> np.ndarray:
-    """H×W×3 uint8 from a numpy array or PIL image; grayscale and palette are converted.
+    """H×W×3 uint8 colour of an image without alpha (see :func:`to_rgb_alpha`); an image with
+    alpha is refused rather than flattened silently."""
+    rgb, alpha = to_rgb_alpha(image, name)
+    if alpha is not None:
+        raise ValueError(f"{name} has an alpha channel; only the encoder codes alpha: flatten "
+                         "it onto a background first for this use")
+    return rgb
 
-    Alpha is refused rather than dropped silently: the codec stores colour only. 16-bit
+
+def to_rgb_alpha(image: ImageInput, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+    """(H×W×3 uint8 colour, H×W uint8 alpha or None) from a numpy array or PIL image.
+
+    Grayscale and palette are converted; PIL images with an alpha channel or a transparent
+    colour, and H×W×4 (RGBA) or H×W×2 (gray and alpha) arrays, give their alpha. 16-bit
     grayscale (Pillow modes I;16 and I, as 16-bit PNG, TIFF and PGM open) is scaled to 8 bits;
     Pillow's own conversion would clip it to white. Floating-point samples are refused.
     """
     if isinstance(image, Image.Image):
+        if image.mode == "La":      # premultiplied: Pillow converts it to RGBA only via LA
+            image = image.convert("LA")
         if image.mode in ALPHA_MODES or "transparency" in image.info:
-            raise ValueError(f"{name} has an alpha channel (mode {image.mode}); codec stores "
-                             "RGB only: flatten it onto a background first")
+            rgba = np.asarray(image.convert("RGBA"))
+            return np.ascontiguousarray(rgba[:, :, :3]), np.ascontiguousarray(rgba[:, :, 3])
         if image.mode == "I" or image.mode.startswith("I;16"):
-            return _gray_from_16_bits(np.asarray(image), name, image.mode)
+            return _gray_from_16_bits(np.asarray(image), name, image.mode), None
         if image.mode == "F":
             raise ValueError(f"{name} has floating-point samples (mode F); codec codes 8-bit "
                              "RGB: convert it to 8 bits first")
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(image.convert("RGB")), None
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8, got {array.dtype}")
     if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (1, 3):
-        raise ValueError(f"{name} must be H×W×3 (or H×W), got shape {array.shape}")
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    return np.ascontiguousarray(array)
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"{name} must be H×W×3, H×W×4 (with alpha) or H×W, got shape "
+                         f"{array.shape}")
+    colour, alpha = (array[:, :, :-1], array[:, :, -1]) if array.shape[2] in (2, 4) else \
+        (array, None)
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    return (np.ascontiguousarray(colour),
+            None if alpha is None else np.ascontiguousarray(alpha))
 
 
 def _gray_from_16_bits(samples: np.ndarray, name: str, mode: str) -> np.ndarray:
@@ -94,17 +111,18 @@ def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = No
     after each step. ``device`` ("cpu", "cuda", "cuda:N" or "auto"; default CPU) runs the
     networks there; every device's files decode the same on every other.
     """
-    return _Encoder(to_rgb(image), model, device).encode(quality, refine_steps, progress)
+    return _Encoder(*to_rgb_alpha(image), model, device).encode(quality, refine_steps, progress)
 
 
 class _Encoder:
     """One image ready for coding at any quality; the analysis transform runs once."""
 
-    def __init__(self, pixels: np.ndarray, model: str | None, device: Device = None) -> None:
+    def __init__(self, pixels: np.ndarray, alpha: np.ndarray | None, model: str | None,
+                 device: Device = None) -> None:
         if pixels.shape[0] * pixels.shape[1] > MAX_PIXELS:
             raise ValueError(f"image of {pixels.shape[1]}x{pixels.shape[0]} pixels is larger "
                              f"than the {MAX_PIXELS} pixels this version codes")
-        self.pixels = pixels
+        self.pixels, self.alpha = pixels, alpha
         self.info = registry.resolve(model) if model else registry.default_model("image")
         device = resolve_device(device)
         self.network, self.tables = registry.load(self.info, device)
@@ -133,25 +151,29 @@ class _Encoder:
                                   (height, width), progress)
         encoder = SymbolEncoder(self.tables)
         self.network.code_latents(y, z, coder=encoder)
-        header = Header(ImageGeometry(width, height), self.info.model_id, self.info.digest,
-                        quality)
+        channels = 3 if self.alpha is None else 4
+        header = Header(ImageGeometry(width, height, channels), self.info.model_id,
+                        self.info.digest, quality)
         out = io.BytesIO()
         with ContainerWriter(out, header) as writer:
             writer.write_frame(encoder.finish())
+            if self.alpha is not None:
+                writer.write_alpha(self.alpha)
         return out.getvalue()
 
 
 def decode_image(data: bytes, synthesis_dtype: torch.dtype = torch.float32,
                  device: Device = None) -> np.ndarray:
-    """Decode `.lc` bytes of an image to an H×W×3 uint8 array, the networks on ``device``
-    (default CPU): the decoded latents are the same on every device, the pixels up to the
-    float synthesis's rounding."""
+    """Decode `.lc` bytes of an image to an H×W×3 uint8 array (H×W×4 when it has alpha), the
+    networks on ``device`` (default CPU): the decoded latents are the same on every device, the
+    pixels up to the float synthesis's rounding; alpha is lossless."""
     reader = ContainerReader(io.BytesIO(bytes(data)))
     network, y_grid = _read_latents(reader, resolve_device(device))
     header = reader.header
     x_hat = network.synthesise(y_grid, header.quality, synthesis_dtype)
     x_hat = x_hat[0, :, :header.geometry.height, :header.geometry.width]
-    return (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    rgb = (x_hat * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return rgb if reader.alpha is None else np.dstack([rgb, reader.alpha])
 
 
 def decode_image_latents(data: bytes, device: Device = None) -> torch.Tensor:
@@ -170,6 +192,9 @@ def _read_latents(reader: ContainerReader,
     if header.media != Media.IMAGE:
         raise FormatError(f"this is a {header.media.name.lower()} file, not an image")
     geometry = header.geometry
+    if geometry.channels not in (3, 4):
+        raise FormatError(f"an image-model file has 3 channels (RGB) or 4 (RGB and alpha), "
+                          f"not {geometry.channels}")
     if geometry.width * geometry.height > MAX_PIXELS:
         raise LimitError(f"image of {geometry.width}x{geometry.height} pixels is larger than "
                          f"the {MAX_PIXELS} pixels this decoder handles")
@@ -200,12 +225,16 @@ def decode_latents(network, tables, payload: bytes, geometry: ImageGeometry,
     return y_grid
 
 
-def read_image(path: Union[str, Path]) -> np.ndarray:
-    """Any image Pillow reads, as H×W×3 uint8; errors name the file."""
+def read_image(path: Union[str, Path], alpha: bool = False) -> np.ndarray:
+    """Any image Pillow reads, as H×W×3 uint8 (H×W×4 when ``alpha`` and it has alpha; without
+    ``alpha`` such an image is refused); errors name the file."""
     try:
         with Image.open(path) as image:
             image.load()
-            return to_rgb(image, str(path))
+            if not alpha:
+                return to_rgb(image, str(path))
+            rgb, plane = to_rgb_alpha(image, str(path))
+            return rgb if plane is None else np.dstack([rgb, plane])
     except (OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"{path}: cannot read image ({error})") from None
 
@@ -217,7 +246,7 @@ def encode_file(source: Union[str, Path], output: Union[str, Path], *, quality: 
     """Encode an image file to a `.lc` file (atomically); returns a summary for the CLI."""
     from .fileio import atomic_output
 
-    pixels = read_image(source)
+    pixels = read_image(source, alpha=True)
     if target_bpp is not None:
         data, quality = encode_to_bpp(pixels, target_bpp, refine_steps=refine_steps,
                                       progress=progress, device=device)
@@ -247,9 +276,17 @@ def decode_file(source: Union[str, Path], output: Union[str, Path], *,
         pixels = decode_image(data, device=device)
     except CodecError as error:
         raise error.with_source(str(source))
+    buffer = io.BytesIO()  # written in memory first: a format Pillow refuses leaves no file
+    try:
+        Image.fromarray(pixels).save(buffer, format=file_format)
+    except (OSError, KeyError, ValueError) as error:
+        what = "an image with alpha" if pixels.shape[2] == 4 else "this image"
+        raise ValueError(f"{output}: the {file_format} format cannot store {what} ({error}); "
+                         f"write .png, .webp or .tif instead") from None
     with atomic_output(output, overwrite) as stream:
-        Image.fromarray(pixels).save(stream, format=file_format)
-    return {"width": pixels.shape[1], "height": pixels.shape[0]}
+        stream.write(buffer.getbuffer())
+    return {"width": pixels.shape[1], "height": pixels.shape[0],
+            "alpha": pixels.shape[2] == 4}
 
 
 TARGET_BPP_TOLERANCE = 0.05  # --target-bpp: relative rate error the quality search accepts
@@ -268,7 +305,7 @@ def encode_to_bpp(pixels: np.ndarray, target_bpp: float,
     if target_bpp <= 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     pixel_count = pixels.shape[0] * pixels.shape[1]
-    encoder = _Encoder(to_rgb(pixels), model, device)
+    encoder = _Encoder(*to_rgb_alpha(pixels), model, device)
     low, high = QUALITY_MIN, QUALITY_MAX
     best: tuple[float, bytes, float] | None = None
     for _ in range(12):

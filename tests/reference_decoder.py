@@ -42,7 +42,7 @@ class ReferenceDecodeError(Exception):
 
 SIGNATURE = b"\x89LCF"
 DECODER_MAJOR = 1
-DECODER_MINOR = 0
+DECODER_MINOR = 1
 
 TYPE_CHARSET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 MODEL_ID_CHARSET = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -617,6 +617,7 @@ def _parse(data):
     units = []
     unit_where = []
     index = None
+    alpha = None
     seen_indx = False
     fram_chunks = {}
     next_frame = 0
@@ -693,6 +694,14 @@ def _parse(data):
                     f"beyond the 2^48 limit")
             units.append(unit)
             unit_where.append(where)
+        elif ctype == b"ALPH":
+            # Section 4.4 (version 1.1): the alpha plane of an image with 4 channels.
+            if head["media"] != "image" or head["channels"] != 4:
+                raise ReferenceDecodeError(
+                    f"{where}: ALPH chunk outside an image whose HEAD has 4 channels")
+            if alpha is not None:
+                raise ReferenceDecodeError(f"{where}: a second ALPH chunk")
+            alpha = _parse_alph(payload, where, head["width"], head["height"])
         elif ctype == b"INDX":
             # A second INDX is caught above (it would not be immediately before DONE).
             if head["media"] != "video":
@@ -717,6 +726,8 @@ def _parse(data):
     media = head["media"]
     if media == "image" and len(units) != 1:
         raise ReferenceDecodeError("an image file must hold exactly one FRAM chunk")
+    if media == "image" and head["channels"] == 4 and alpha is None:
+        raise ReferenceDecodeError("HEAD has 4 channels but the file has no ALPH chunk")
     if media == "video" and head["frame_count"] is not None \
             and len(units) != head["frame_count"]:
         raise ReferenceDecodeError(
@@ -739,7 +750,29 @@ def _parse(data):
     result["tables"] = tables
     result["units"] = units
     result["index"] = index
+    result["alpha"] = alpha
     return result, unit_where
+
+
+def _parse_alph(payload, where, width, height):
+    """Section 4.4: method byte, then (method 0) a zlib stream of width * height u8 samples."""
+    if len(payload) < 1:
+        raise ReferenceDecodeError(f"{where}: ALPH payload has no method byte")
+    if payload[0] != 0:
+        raise ReferenceDecodeError(f"{where}: ALPH method {payload[0]} is not 0 (zlib)")
+    expected = width * height
+    inflater = zlib.decompressobj(wbits=15)
+    try:
+        out = inflater.decompress(payload[1:], expected + 1)
+    except zlib.error as exc:
+        raise ReferenceDecodeError(f"{where}: ALPH zlib stream: {exc}") from None
+    if len(out) > expected:
+        raise ReferenceDecodeError(f"{where}: ALPH inflates beyond {expected} samples")
+    if not inflater.eof or len(out) < expected:
+        raise ReferenceDecodeError(f"{where}: ALPH stream ends before {expected} samples")
+    if inflater.unused_data:
+        raise ReferenceDecodeError(f"{where}: bytes after the ALPH zlib stream")
+    return np.frombuffer(out, dtype=np.uint8).reshape(height, width).copy()
 
 
 # --------------------------------------------------------------------------------------

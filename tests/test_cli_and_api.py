@@ -26,7 +26,7 @@ def run(*args: str):
 def test_version_names_package_and_format():
     result = run("--version")
     assert result.exit_code == 0
-    assert codec.__version__ in result.output and "format 1.0" in result.output
+    assert codec.__version__ in result.output and "format 1.1" in result.output
 
 
 def test_info_text_and_json():
@@ -55,7 +55,7 @@ def test_info_refuses_newer_major_version(tmp_path):
     path = tmp_path / "future.lc"
     path.write_bytes(preamble(3, 1) + IMAGE.read_bytes()[6:])
     result = run("info", path)
-    assert result.exit_code == 1 and "3.1" in result.output and "1.0" in result.output
+    assert result.exit_code == 1 and "3.1" in result.output and "1.1" in result.output
 
 
 def test_missing_input_is_a_usage_error(tmp_path):

@@ -86,7 +86,7 @@ def read(data: bytes):
 def test_newer_major_version_is_refused_naming_both_versions():
     data = splice(b"", chunks_of(write(IMAGE, [b"x"])), version=(2, 3))
     with pytest.raises(UnsupportedVersionError, match=r"needs format version 2\.3.*reads format "
-                                                      r"version 1\.0"):
+                                                      r"version 1\.1"):
         read(data)
 
 

@@ -15,7 +15,7 @@ from .errors import ChecksumError, FormatError, LimitError, TruncatedError, Unsu
 
 SIGNATURE = b"\x89LCF"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # the newest minor version this library reads and writes (1.1 adds ALPH)
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 PREAMBLE_SIZE = len(SIGNATURE) + 2
 CHUNK_OVERHEAD = 12  # type, length, CRC

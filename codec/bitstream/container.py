@@ -10,8 +10,8 @@ import io
 import struct
 from typing import BinaryIO, Iterator, Union
 
-from .chunks import (CHUNK_OVERHEAD, FORMAT_MAJOR, FORMAT_MINOR, PREAMBLE_SIZE, ChunkReader,
-                     frame_chunk, preamble)
+from .alpha import pack_alpha, unpack_alpha
+from .chunks import CHUNK_OVERHEAD, FORMAT_MAJOR, PREAMBLE_SIZE, ChunkReader, frame_chunk, preamble
 from .errors import CodecError, FormatError, LimitError, TruncatedError
 from .rans import read_directory
 from .header import AudioGeometry, Header, ImageGeometry, Media, VideoGeometry
@@ -19,7 +19,7 @@ from .tables import TableSet
 from .units import Frame, FrameType, Segment, pack_index, unpack_index
 
 Unit = Union[Frame, Segment]
-KNOWN_TYPES = frozenset({"HEAD", "TABL", "FRAM", "SEGM", "INDX", "DONE"})
+KNOWN_TYPES = frozenset({"HEAD", "TABL", "FRAM", "SEGM", "ALPH", "INDX", "DONE"})
 DONE_SIZE = CHUNK_OVERHEAD
 MAX_SAMPLES = 1 << 48
 MAX_FRAMES = (1 << 31) - 1
@@ -40,7 +40,8 @@ class ContainerWriter:
         self._samples = 0
         self._intra: list[tuple[int, int]] = []
         self._closed = False
-        self._write(preamble(FORMAT_MAJOR, FORMAT_MINOR))
+        self._alpha_written = False
+        self._write(preamble(FORMAT_MAJOR, minor_version(header)))
         self.write_chunk(b"HEAD", header.pack())
         if tables is not None:
             self.write_chunk(b"TABL", tables.pack())
@@ -72,6 +73,19 @@ class ContainerWriter:
         self._units += 1
         return frame.number
 
+    def write_alpha(self, plane) -> None:
+        """Append the alpha plane (H×W uint8) of an image whose header has 4 channels."""
+        geometry = self.header.geometry
+        if not isinstance(geometry, ImageGeometry) or geometry.channels != 4:
+            raise ValueError("only an image whose header has 4 channels carries an alpha plane")
+        if self._alpha_written:
+            raise ValueError("the alpha plane is already written")
+        if tuple(plane.shape) != (geometry.height, geometry.width):
+            raise ValueError(f"alpha plane of shape {tuple(plane.shape)} for a "
+                             f"{geometry.width}x{geometry.height} image")
+        self.write_chunk(b"ALPH", pack_alpha(plane))
+        self._alpha_written = True
+
     def write_segment(self, payload: bytes, sample_count: int) -> int:
         """Append a coded audio segment of ``sample_count`` samples; return its first sample."""
         if self.header.media != Media.AUDIO:
@@ -89,6 +103,9 @@ class ContainerWriter:
         geometry = self.header.geometry
         if isinstance(geometry, ImageGeometry) and self._units != 1:
             raise ValueError("an image file needs exactly one frame before it is closed")
+        if isinstance(geometry, ImageGeometry) and (geometry.channels == 4) != self._alpha_written:
+            raise ValueError("an image file has an alpha plane exactly when its header has 4 "
+                             "channels")
         if isinstance(geometry, VideoGeometry) and geometry.frame_count not in (None, self._units):
             raise ValueError(f"header announces {geometry.frame_count} frames, "
                              f"{self._units} were written")
@@ -109,6 +126,12 @@ class ContainerWriter:
     def __exit__(self, kind, value, traceback) -> None:
         if kind is None:
             self.close()
+
+
+def minor_version(header: Header) -> int:
+    """The lowest minor version whose features a file uses: 1 for an image with alpha."""
+    geometry = header.geometry
+    return 1 if isinstance(geometry, ImageGeometry) and geometry.channels == 4 else 0
 
 
 def _place(error: CodecError, number: int, offset: int) -> CodecError:
@@ -138,6 +161,7 @@ class ContainerReader:
                               offset=first.offset, chunk=0)
         self.header = self._located(Header.unpack, first.payload, first)
         self.tables: TableSet | None = None
+        self.alpha = None  # the alpha plane (H×W uint8) of an image with 4 channels
         self.index: list[tuple[int, int]] | None = None
         self.chunk_counts: dict[str, int] = {"HEAD": 1}
         self.frames = 0
@@ -200,6 +224,13 @@ class ContainerReader:
                 raise FormatError(f"segments hold more than the {known} samples the header "
                                   "announces")
             return segment
+        elif chunk.type == "ALPH":
+            geometry = self.header.geometry
+            if not isinstance(geometry, ImageGeometry) or geometry.channels != 4:
+                raise FormatError("an ALPH chunk outside an image whose header has 4 channels")
+            if self.alpha is not None:
+                raise FormatError("a second ALPH chunk")
+            self.alpha = unpack_alpha(chunk.payload, geometry.width, geometry.height)
         elif chunk.type == "INDX":
             if media != Media.VIDEO:
                 raise FormatError("an INDX chunk outside a video file")
@@ -237,6 +268,8 @@ class ContainerReader:
         geometry = self.header.geometry
         if isinstance(geometry, ImageGeometry) and self.frames != 1:
             raise FormatError("an image file without its frame")
+        if isinstance(geometry, ImageGeometry) and geometry.channels == 4 and self.alpha is None:
+            raise FormatError("the header announces 4 channels but the file has no ALPH chunk")
         if isinstance(geometry, VideoGeometry) and geometry.frame_count not in (None, self.frames):
             raise FormatError(f"the header announces {geometry.frame_count} frames, the file "
                               f"holds {self.frames}")
