@@ -4,6 +4,7 @@ with the library on every file the library writes (proof that SPEC.md is complet
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
 import sys
 
@@ -13,14 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codec
-from codec.bitstream import AudioGeometry, ImageGeometry, encode_groups
+from codec.bitstream import AudioGeometry, ContainerReader, ImageGeometry, encode_groups
 from codec.bitstream.vectors import decode_symbol_file, encode_symbol_file
 
 from .conftest import ROOT, VECTORS, gaussian_tables
 from .reference_decoder import decode_coded_payload, decode_none_model, parse_file
 from .test_rans import groups_for, table_sets
 
-NAMES = ["image-none.lc", "video-none.lc", "audio-none.lc", "minor-extension.lc"]
+NAMES = ["image-none.lc", "video-none.lc", "audio-none.lc", "minor-extension.lc",
+         "image-none-alpha.lc"]
 
 
 def digest(values) -> str:
@@ -38,6 +40,15 @@ def test_vector_decodes_to_its_recorded_values(name, manifest):
     summary = codec.info(data)
     for key, value in expected["header"].items():
         assert summary[key] == value, key
+    reader = ContainerReader(io.BytesIO(data))
+    reader.read_all()
+    planes = [reader.alpha, parse_file(data)["alpha"]]   # library, reference
+    if "alpha" in expected:
+        for plane in planes:
+            assert plane.size == expected["alpha"]["count"]
+            assert hashlib.sha256(plane.tobytes()).hexdigest() == expected["alpha"]["sha256"]
+    else:
+        assert planes == [None, None]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.bitstream import (AudioGeometry, ContainerWriter, FrameType, Header, ImageGeometry,
-                             SampleFormat, TableSet, VideoGeometry, encode_groups)
+from codec.bitstream import (AudioGeometry, ContainerReader, ContainerWriter, FrameType, Header,
+                             ImageGeometry, SampleFormat, TableSet, VideoGeometry, encode_groups)
 from codec.bitstream.chunks import frame_chunk
 from codec.bitstream.header import NO_MODEL, NO_MODEL_DIGEST
 from codec.bitstream.vectors import encode_symbol_file, table_numbers
@@ -85,7 +85,19 @@ def build() -> dict[str, tuple[bytes, list[np.ndarray]]]:
     # both of which a 1.0 decoder must skip.
     base, values = vectors["image-none.lc"]
     vectors["minor-extension.lc"] = (_as_minor_extension(base), values)
+
+    # Version 1.1: the same picture with an alpha plane (ALPH), a disc with a soft edge.
+    vectors["image-none-alpha.lc"] = (encode_symbol_file(
+        ImageGeometry(32, 24, channels=4), tables, image, substreams=3, quality=4.0,
+        alpha=soft_disc(24, 32)), image)
     return vectors
+
+
+def soft_disc(height: int, width: int) -> np.ndarray:
+    """An alpha plane: opaque disc, transparent outside, a ramp of about 2 pixels between."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    distance = np.hypot(rows - height / 2 + 0.5, columns - width / 2 + 0.5)
+    return np.clip((height * 0.4 - distance) * 128 + 128, 0, 255).astype(np.uint8)
 
 
 def _as_minor_extension(data: bytes) -> bytes:
@@ -128,6 +140,11 @@ def main() -> int:
                           "header": {k: summary[k] for k in summary
                                      if k not in ("bytes", "payload_bytes", "chunks")},
                           "units": expectation(units)}
+        plane = ContainerReader(io.BytesIO(data))
+        plane.read_all()
+        if plane.alpha is not None:  # the alpha plane as u8 samples in raster order
+            manifest[name]["alpha"] = {"count": int(plane.alpha.size), "sha256": hashlib.sha256(
+                plane.alpha.tobytes()).hexdigest()}
         if args.check:
             if (OUT / name).read_bytes() != data:
                 print(f"{name} would change", file=sys.stderr)

@@ -27,8 +27,10 @@ def table_numbers(count: int, table_count: int) -> np.ndarray:
 
 
 def encode_symbol_file(geometry: Geometry, tables: TableSet, units: Sequence[np.ndarray],
-                       substreams: int | None = None, quality: float = 0.0) -> bytes:
-    """A complete ``none``-model file holding ``units`` (one value array per frame/segment)."""
+                       substreams: int | None = None, quality: float = 0.0,
+                       alpha: np.ndarray | None = None) -> bytes:
+    """A complete ``none``-model file holding ``units`` (one value array per frame/segment),
+    and ``alpha`` (an image's H×W uint8 alpha plane, for 4 channels)."""
     out = io.BytesIO()
     with ContainerWriter(out, Header(geometry, NO_MODEL, NO_MODEL_DIGEST, quality),
                          tables) as writer:
@@ -42,6 +44,8 @@ def encode_symbol_file(geometry: Geometry, tables: TableSet, units: Sequence[np.
                 writer.write_segment(payload, len(values))
             else:
                 writer.write_frame(payload)
+        if alpha is not None:
+            writer.write_alpha(alpha)
     return out.getvalue()
 
 
