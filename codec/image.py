@@ -102,7 +102,8 @@ def _padded_tensor(pixels: np.ndarray) -> torch.Tensor:
 def encode_image(image: ImageInput, quality: float = 4.0, model: str | None = None,
                  refine_steps: int = 0, progress: Callable[[int], None] | None = None,
                  device: Device = None) -> bytes:
-    """Compress an image (H×W×3 uint8 array or PIL image) to `.lc` bytes.
+    """Compress an image (H×W×3 uint8 array, H×W×4 with alpha, or PIL image) to `.lc` bytes;
+    alpha is coded losslessly beside the colour.
 
     ``quality`` runs continuously from 1 (0.25 bpp on Kodak) to 8 (1.66 bpp).
     ``refine_steps`` > 0 searches the latents for that many gradient steps

@@ -10,6 +10,8 @@ import io
 import struct
 from typing import BinaryIO, Iterator, Union
 
+import numpy as np
+
 from .alpha import pack_alpha, unpack_alpha
 from .chunks import CHUNK_OVERHEAD, FORMAT_MAJOR, PREAMBLE_SIZE, ChunkReader, frame_chunk, preamble
 from .errors import CodecError, FormatError, LimitError, TruncatedError
@@ -73,7 +75,7 @@ class ContainerWriter:
         self._units += 1
         return frame.number
 
-    def write_alpha(self, plane) -> None:
+    def write_alpha(self, plane: np.ndarray) -> None:
         """Append the alpha plane (H×W uint8) of an image whose header has 4 channels."""
         geometry = self.header.geometry
         if not isinstance(geometry, ImageGeometry) or geometry.channels != 4:
@@ -161,7 +163,7 @@ class ContainerReader:
                               offset=first.offset, chunk=0)
         self.header = self._located(Header.unpack, first.payload, first)
         self.tables: TableSet | None = None
-        self.alpha = None  # the alpha plane (H×W uint8) of an image with 4 channels
+        self.alpha: np.ndarray | None = None  # H×W uint8, for an image with 4 channels
         self.index: list[tuple[int, int]] | None = None
         self.chunk_counts: dict[str, int] = {"HEAD": 1}
         self.frames = 0
