@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import zlib
 
 import numpy as np
@@ -19,15 +18,7 @@ from codec.cli import main
 from codec.image import decode_image, encode_image, to_rgb_alpha
 
 from .reference_decoder import ReferenceDecodeError, parse_file
-
-
-def chunks_of(data: bytes) -> list[bytes]:
-    position, out = 6, []
-    while position < len(data):
-        (length,) = struct.unpack_from("<I", data, position + 4)
-        out.append(data[position:position + 12 + length])
-        position += 12 + length
-    return out
+from .test_container import chunks_of
 
 
 def random_rgba(seed: int, height: int, width: int) -> np.ndarray:
