@@ -92,6 +92,12 @@ def _headline(summary: dict) -> str:
            f"{summary['samples']} samples"
 
 
+device_option = click.option(
+    "--device", default="cpu", show_default=True, metavar="DEVICE",
+    help="Where the networks run: cpu, cuda, cuda:N, or auto (a GPU if there is one). Files "
+         "decode the same whichever device wrote or reads them.")
+
+
 @main.command()
 @click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -108,9 +114,7 @@ def _headline(summary: dict) -> str:
                    "smaller file at the same quality (32 steps: 5-6% fewer bits on Kodak at "
                    "equal PSNR). Slow: about 0.9 s a step for 768x512 on 2 CPU cores. Any "
                    "decoder reads the result.")
-@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
-              help="Where the networks run: cpu, cuda, cuda:N, or auto (a GPU if there is "
-                   "one). Files decode the same whichever device wrote or reads them.")
+@device_option
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def encode(input: Path, output: Path, quality: float, target_bpp: float | None, refine: int,
            device: str, overwrite: bool) -> None:
@@ -138,9 +142,7 @@ def encode(input: Path, output: Path, quality: float, target_bpp: float | None, 
 @click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The image, video or audio file to write.")
-@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
-              help="Where the networks run: cpu, cuda, cuda:N, or auto (a GPU if there is "
-                   "one). Files decode the same whichever device wrote or reads them.")
+@device_option
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def decode(input: Path, output: Path, device: str, overwrite: bool) -> None:
     """Decompress the `.lc` file INPUT into OUTPUT."""
